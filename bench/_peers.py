@@ -1,0 +1,90 @@
+"""What the benchmarks compare: mlpfast, the NumPy baseline (mlpfast.reference), scikit-learn's
+MLPClassifier and a PyTorch CPU training loop, all on the lecture's example network.
+
+Each peer is set up the same way: the same synthetic data, the same initial weights (Glorot
+uniform, drawn as scikit-learn draws them), the same optimizer settings.
+"""
+
+import numpy as np
+
+LECTURE_UNITS = (784, 500, 500, 10)  # the lecture's example network
+N_CLASSES = 10
+
+
+def synthetic_classification(n_samples, n_features=784, n_classes=N_CLASSES, dtype=np.float32,
+                             seed=0):
+    """Gaussian blobs around random class centres: learnable, but not trivially."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, n_features), dtype=np.float32)
+    y = rng.integers(0, n_classes, n_samples)
+    X = rng.standard_normal((n_samples, n_features), dtype=np.float32)
+    X *= 2.0
+    X += centres[y]
+    return X.astype(dtype, copy=False), y
+
+
+def one_hot(y, n_classes=N_CLASSES, dtype=np.float32):
+    Y = np.zeros((len(y), n_classes), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y
+
+
+def init_params(units, dtype=np.float32, seed=0):
+    """Flat parameter buffer (mlpfast.reference's layout) with scikit-learn's Glorot draws."""
+    rng = np.random.RandomState(seed)
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).ravel())
+        intercepts.append(rng.uniform(-bound, bound, fan_out))
+    return np.concatenate(coefs + intercepts).astype(dtype)
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class TorchLoop:
+    """The PyTorch CPU loop a user would write: nn.Sequential of Linear/ReLU,
+    CrossEntropyLoss, torch.optim.Adam (or plain SGD)."""
+
+    def __init__(self, units=LECTURE_UNITS, solver="adam", lr=1e-3, dtype=np.float32, seed=0):
+        import torch
+
+        self.torch = torch
+        torch.manual_seed(seed)
+        layers = []
+        for i, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
+            if i:
+                layers.append(torch.nn.ReLU())
+            layers.append(torch.nn.Linear(fan_in, fan_out))
+        self.dtype = torch.float32 if dtype == np.float32 else torch.float64
+        self.model = torch.nn.Sequential(*layers).to(self.dtype)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        if solver == "adam":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        else:
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+
+    def tensors(self, X, y):
+        return self.torch.from_numpy(X).to(self.dtype), self.torch.from_numpy(y).long()
+
+    def step(self, xb, yb):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+    def epoch(self, X_t, y_t, batch_size, order):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            self.step(X_t[idx], y_t[idx])
+
+    def predict_proba(self, X_t):
+        with self.torch.no_grad():
+            return self.torch.softmax(self.model(X_t), dim=1)

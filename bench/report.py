@@ -1,0 +1,193 @@
+"""Run the benchmark suites and write the report: a markdown table and a PNG chart.
+
+    pip install ".[bench]"        # plus `pip install torch` to include PyTorch
+    python bench/report.py        # writes bench/results/{report.md,chart.png,*.json}
+
+Options: --quick (fewer rounds, for a smoke run), --skip-run (rebuild the report from the
+JSON of an earlier run), -k EXPR (passed to pytest to select benchmarks).
+
+Every group of the suites holds mlpfast and its peers measured side by side in one run; the
+report quotes medians and the ratio of each peer's median to mlpfast's (> 1: mlpfast is faster).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+SUITES = ["bench_gemm.py", "bench_step.py", "bench_fit.py", "bench_threads.py"]
+ORDER = ["mlpfast", "numpy", "sklearn", "torch"]
+
+
+def run_suites(quick, select):
+    RESULTS.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           f"--benchmark-json={RESULTS / 'benchmarks.json'}", "--benchmark-sort=name",
+           "--benchmark-columns=median,iqr,rounds"]
+    cmd += [str(HERE / s) for s in SUITES if (HERE / s).exists()]
+    if quick:
+        cmd += ["--benchmark-max-time=0.2", "--benchmark-min-rounds=2"]
+    if select:
+        cmd += ["-k", select]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=HERE.parent)
+    mem_cmd = [sys.executable, str(HERE / "memory.py"), "--json", str(RESULTS / "memory.json")]
+    if quick:
+        mem_cmd += ["--samples", "2000"]
+    subprocess.run(mem_cmd, check=True)
+
+
+def library_of(bench):
+    info, params = bench.get("extra_info", {}), bench.get("params") or {}
+    for key in ("library", "impl", "backend"):
+        if key in info:
+            return str(info[key])
+        if key in params:
+            return str(params[key])
+    return bench["name"]
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+
+    import mlpfast._core as core
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
+            f"Python {platform.python_version()}, numpy {numpy.__version__}; mlpfast kernels "
+            f"{core.isa()}")
+
+
+def fmt_time(s):
+    for unit, scale in (("s", 1), ("ms", 1e3), ("us", 1e6)):
+        if s * scale >= 1:
+            return f"{s * scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def rate(bench):
+    """(value, unit) of throughput: GFLOP/s for products, samples/s for training."""
+    info, med = bench.get("extra_info", {}), bench["stats"]["median"]
+    if "flops" in info:
+        return info["flops"] / med / 1e9, "GFLOP/s"
+    if "samples" in info:
+        return info["samples"] / med, "samples/s"
+    return None, ""
+
+
+def tables(benchmarks):
+    groups = defaultdict(list)
+    for b in benchmarks:
+        groups[b.get("group") or b["name"]].append(b)
+    lines = []
+    for group in sorted(groups):
+        rows = sorted(groups[group], key=lambda b: (ORDER.index(library_of(b))
+                                                    if library_of(b) in ORDER else 9,
+                                                    str(b.get("extra_info", {}).get("threads", ""))))
+        base = next((b for b in rows if library_of(b) == "mlpfast"), None)
+        lines += [f"**{group}**", "", "| | median | throughput | vs mlpfast |", "|---|---|---|---|"]
+        for b in rows:
+            value, unit = rate(b)
+            label = library_of(b)
+            if "threads" in b.get("extra_info", {}):
+                label += f", {b['extra_info']['threads']} thread(s)"
+            ratio = ""
+            if base is not None and b is not base:
+                ratio = f"mlpfast {b['stats']['median'] / base['stats']['median']:.2f}x faster"
+            thr = f"{value:,.3g} {unit}" if value else ""
+            lines.append(f"| {label} | {fmt_time(b['stats']['median'])} | {thr} | {ratio} |")
+        lines.append("")
+    return lines
+
+
+def memory_table(mem):
+    if not mem:
+        return []
+    lines = [f"**Peak memory of one fit epoch ({mem['samples']} samples, each library in its own "
+             f"process).** Floor = X + parameters + Adam state = {mem['floor'] / 2**20:.1f} MiB.",
+             "", "| | peak RSS | rise during fit | rise / floor |", "|---|---|---|---|"]
+    for r in mem["runs"]:
+        rise = r["peak"] - r["rss_before"]
+        lines.append(f"| {r['library']} | {r['peak'] / 2**20:.0f} MiB | {rise / 2**20:.1f} MiB |"
+                     f" {rise / mem['floor']:.2f} |")
+    return lines + [""]
+
+
+def chart(benchmarks, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    steps = defaultdict(dict)
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        if b.get("group", "").startswith("step ") and "batch_size" in info:
+            steps[library_of(b)][info["batch_size"]] = info["samples"] / b["stats"]["median"]
+    for lib in [l for l in ORDER if l in steps]:
+        xs = sorted(steps[lib])
+        ax1.plot(xs, [steps[lib][x] for x in xs], marker="o", label=lib)
+    ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s",
+            title="Training step, 784-500-500-10 ReLU Adam, float32")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend()
+
+    gemm = defaultdict(dict)
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        if "flops" in info:
+            key = b.get("group", b["name"]).replace("gemm ", "")
+            gemm[key][library_of(b)] = info["flops"] / b["stats"]["median"] / 1e9
+    keys = sorted(gemm)
+    libs = sorted({l for v in gemm.values() for l in v}, key=lambda l: ORDER.index(l)
+                  if l in ORDER else 9)
+    width = 0.8 / max(1, len(libs))
+    for i, lib in enumerate(libs):
+        ax2.bar([k + i * width for k in range(len(keys))], [gemm[k].get(lib, 0) for k in keys],
+                width, label=lib)
+    ax2.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, rotation=90,
+                   fontsize=6)
+    ax2.set(ylabel="GFLOP/s", title="GEMM at the MLP's shapes")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-run", action="store_true")
+    parser.add_argument("-k", dest="select")
+    args = parser.parse_args(argv)
+    if not args.skip_run:
+        run_suites(args.quick, args.select)
+    data = json.loads((RESULTS / "benchmarks.json").read_text())
+    mem_path = RESULTS / "memory.json"
+    mem = json.loads(mem_path.read_text()) if mem_path.exists() else None
+    lines = ["# mlpfast benchmark report", "",
+             f"Machine: {machine()}. Measured {data.get('datetime', '')[:19]}.", "",
+             "Medians; each group measured side by side in one run. "
+             "'mlpfast Nx faster' = peer's median / mlpfast's median.", "",
+             "![chart](chart.png)", ""]
+    lines += tables(data["benchmarks"]) + memory_table(mem)
+    (RESULTS / "report.md").write_text("\n".join(lines))
+    chart(data["benchmarks"], RESULTS / "chart.png")
+    print(f"wrote {RESULTS / 'report.md'} and {RESULTS / 'chart.png'}")
+
+
+if __name__ == "__main__":
+    main()
