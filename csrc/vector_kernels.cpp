@@ -22,8 +22,13 @@ namespace mlpfast {
 namespace MLPFAST_ISA_NS {
 namespace {
 
-// Below this many elements a pass over memory is cheaper than waking a second thread.
-constexpr index_t kParallelElements = index_t(1) << 15;
+// Below this many elements a cheap element-wise pass (a few ns per 16 elements) is cheaper than
+// a parallel region: its fork/join costs microseconds on an idle machine and can cost
+// milliseconds on a loaded one, where the second thread waits for a time slice. Batch-1
+// training of a 784-100-10 network (80k parameters) thus stays on one thread.
+constexpr index_t kParallelElements = index_t(1) << 17;
+// The optimizer pass streams 5 arrays; it goes parallel for larger networks.
+constexpr index_t kParallelParams = index_t(1) << 18;
 // Transcendental work (an exp per element) pays for threads sooner.
 constexpr index_t kParallelTranscendental = index_t(1) << 12;
 // Column sums are split among threads in blocks of this many columns.
@@ -217,7 +222,7 @@ inline double flat_block(index_t b, index_t n, index_t n_l2, const Step& step) {
 template <typename Step>
 inline double flat_blocks(index_t n, index_t n_l2, double* partials, const Step& step) {
   const index_t blocks = reduce_blocks(n);
-  if (n >= kParallelElements && blocks > 1) {
+  if (n >= kParallelParams && blocks > 1) {
 #pragma omp parallel for schedule(static)
     for (index_t b = 0; b < blocks; ++b) {
       const double s = flat_block(b, n, n_l2, step);

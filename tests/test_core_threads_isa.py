@@ -15,23 +15,24 @@ from threadpoolctl import threadpool_limits
 import mlpfast._core as core
 from mlpfast import reference as ref
 
-# Sizes chosen so that every kernel crosses its parallel threshold: batch x width > 2^15
-# elements, more than one column block and one reduction block, 20 outputs for the loss.
+# Sizes chosen so that every kernel crosses its parallel threshold (vector_kernels.cpp): batch
+# x width > 2^17 elements, more than one column block, > 2^18 parameters with several
+# reduction blocks (relu-adam), 20 outputs x batch > 2^12 for the loss.
 WORKLOADS = {
-    "relu-adam": ([40, 300, 200, 20], "relu", "softmax", "adam", 256),
-    "prelu-sgd": ([40, 300, 150, 20], "prelu", "logistic", "sgd", 200),
-    "softplus-poisson": ([40, 180, 20], "softplus", "exp", "adam", 600),
+    "relu-adam": ([100, 600, 400, 20], "relu", "softmax", "adam", 512, 1024),
+    "prelu-sgd": ([40, 300, 150, 20], "prelu", "logistic", "sgd", 512, 1000),
+    "softplus-poisson": ([40, 180, 20], "softplus", "exp", "adam", 800, 1000),
 }
 
 
 def run_workload(name, dtype):
     """Every entry point on one workload; returns the bytes of all results."""
-    units, act, out, solver, batch = WORKLOADS[name]
+    units, act, out, solver, batch, n = WORKLOADS[name]
     rng = np.random.default_rng(11)
-    params, X, Y, sw = random_problem(rng, units, act, out, 1000, dtype, weights=True)
+    params, X, Y, sw = random_problem(rng, units, act, out, n, dtype, weights=True)
     X *= 0.3
     state = np.zeros(ref.opt_state_size(solver, params.size), dtype)
-    order = rng.permutation(1000)
+    order = rng.permutation(n)
     losses = []
     t = 0
     for _ in range(2):
@@ -130,7 +131,7 @@ def test_isa_levels_agree_with_each_other(restore_isa):
     results = {}
     for isa in core.available_isas():
         core.set_isa(isa)
-        results[isa] = run_workload("relu-adam", np.float64)
+        results[isa] = run_workload("prelu-sgd", np.float64)
     base = np.frombuffer(results[core.available_isas()[0]], dtype=np.float64)
     for isa, r in results.items():
         np.testing.assert_allclose(np.frombuffer(r, dtype=np.float64), base, rtol=1e-9, atol=1e-12)
