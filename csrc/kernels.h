@@ -61,6 +61,20 @@ struct KernelSet {
   double (*adam_step)(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double lr_t,
                       double beta_1, double beta_2, double epsilon, double l2,
                       double* partials) = nullptr;
+  // The same steps for one layer's weights W (fan_in x fan_out, row-major) of a SMALL batch
+  // (m rows, batch size 1 to kOuterMaxRows), with the gradient formed on the fly,
+  //   g = (A^T dZ) / m_eff + l2 W,   A: m x fan_in (lda), dZ: m x fan_out (lddz),
+  // so the weights' gradient never goes through memory (the pass is bound by memory traffic
+  // at these sizes). Returns sum(W^2) before the update when want_sum_sq (else 0); partials:
+  // reduce_blocks(fan_in * fan_out) doubles of scratch.
+  double (*sgd_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                           const T* dz, index_t lddz, T m_eff, T* W, T* velocity, double lr,
+                           double momentum, bool nesterov, double l2, bool want_sum_sq,
+                           double* partials) = nullptr;
+  double (*adam_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                            const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
+                            double beta_1, double beta_2, double epsilon, double l2,
+                            bool want_sum_sq, double* partials) = nullptr;
   // sum(x^2) in double, in reduce_blocks(n) fixed blocks (partials: scratch of that many).
   double (*sum_squares)(index_t n, const T* x, double* partials) = nullptr;
   // y += alpha * x.
@@ -69,6 +83,9 @@ struct KernelSet {
   // finite.
   bool (*all_finite)(index_t m, index_t n, const T* x, index_t rs, index_t cs) = nullptr;
 };
+
+// Batches of at most this many rows update the weights through the *_outer steps.
+constexpr index_t kOuterMaxRows = 4;
 
 // Flat reductions are summed per block of this many elements, then the block sums in order.
 constexpr index_t kReduceBlock = 8192;

@@ -167,10 +167,18 @@ void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index
 }
 
 // From dZ_L in buf.d[0] (m x units[L]) down to the first layer: grad = [dW / m_eff (no L2
-// term), db, dslope]. buf.d[0] and buf.d[1] are overwritten.
-template <typename T>
+// term), db, dslope]. buf.d[0] and buf.d[1] are overwritten. With an update_weights callable
+// (small batches) the weights' gradients are not formed at all: once dA_(l-1) has been taken
+// from the old W_l, update_weights(l, A_(l-1), its ld, dZ_l) steps W_l in place.
+struct NoWeightUpdate {
+  template <typename T>
+  void operator()(int, const T*, index_t, const T*) const {}
+};
+
+template <typename T, typename UpdateWeights = NoWeightUpdate>
 void backward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m,
-                    const T* x, index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad) {
+                    const T* x, index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad,
+                    const UpdateWeights* update_weights = nullptr) {
   const KernelSet<T>& k = kernels<T>();
   const int L = net.n_layers;
   T* dz = buf.d[0];
@@ -180,13 +188,16 @@ void backward_batch(const NetSpec& net, const Layout& lay, const T* params, inde
     const T* a_prev = l == 0 ? x : buf.a[l - 1];
     const index_t ld_prev = l == 0 ? ldx : fan_in;
     // dW_l = A_(l-1)^T dZ_l / m_eff
-    k.gemm(true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz, fan_out, T(0),
-           grad + lay.w[l], fan_out, nullptr, Activation::identity);
+    if (!update_weights)
+      k.gemm(true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz, fan_out, T(0),
+             grad + lay.w[l], fan_out, nullptr, Activation::identity);
     k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
-    if (l == 0) break;  // the input layer's dA is never needed
-    // dA_(l-1) = dZ_l W_l^T, then dZ_(l-1) = dA_(l-1) * g'(.) in place
-    k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out, T(0),
-           other, fan_in, nullptr, Activation::identity);
+    if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
+      k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out,
+             T(0), other, fan_in, nullptr, Activation::identity);
+    if (update_weights) (*update_weights)(l, a_prev, ld_prev, dz);
+    if (l == 0) break;
+    // dZ_(l-1) = dA_(l-1) * g'(.) in place
     const int h = l - 1;
     if (net.act == Activation::prelu)
       k.prelu_backward(m, fan_in, buf.z[h], fan_in, params + lay.s[h], other, fan_in,
@@ -354,8 +365,9 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
   arena.reserve<T>(rows * n_out);  // gathered Y rows
   arena.reserve<T>(rows);          // gathered sample weights
   arena.reserve<T>(np);            // gradient
+  const index_t n_partials = reduce_blocks(np);  // >= any layer's reduce_blocks(fan_in * fan_out)
   arena.reserve<double>(rows);
-  arena.reserve<double>(reduce_blocks(np));
+  arena.reserve<double>(n_partials);
   arena.allocate();
   buf.take(arena, net, lay, rows, true);
   T* xb = arena.take<T>(rows * n_in);
@@ -363,8 +375,12 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
   T* wb = arena.take<T>(rows);
   T* grad = arena.take<T>(np);
   double* row_loss = arena.take<double>(rows);
-  double* partials = arena.take<double>(reduce_blocks(np));
-  double* want_sum_sq = opts.alpha != 0.0 ? partials : nullptr;
+  double* partials = arena.take<double>(n_partials);
+  const bool want_sum_sq = opts.alpha != 0.0;
+  const bool sgd = opts.solver == Solver::sgd;
+  const index_t nw = lay.n_weights;
+  T* velocity = opt_state;                              // sgd
+  T* m1 = opt_state, *m2 = opt_state + np;              // adam
 
   double accumulated = 0.0;
   for (index_t start = 0; start < n_order; start += rows) {
@@ -380,24 +396,47 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
         m_eff += double(wb[r]);
       }
     }
+    const double l2 = opts.alpha / m_eff;
+    double lr_t = 0.0;
+    if (!sgd) {
+      opts.t += 1;
+      const double t = double(opts.t);
+      lr_t = opts.learning_rate * std::sqrt(1.0 - std::pow(opts.beta_2, t)) /
+             (1.0 - std::pow(opts.beta_1, t));
+    }
 
     forward_batch(net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
                                            sw ? wb : nullptr, buf.d[0], n_out, row_loss);
-    backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
-
-    const double l2 = opts.alpha / m_eff;
-    double sum_sq;
-    if (opts.solver == Solver::sgd) {
-      sum_sq = k.sgd_step(np, lay.n_weights, params, grad, opt_state, opts.learning_rate,
-                          opts.momentum, opts.nesterov, l2, want_sum_sq);
+    double sum_sq = 0.0;
+    if (m <= kOuterMaxRows) {
+      // Small batch: each layer's weights are stepped as soon as back-propagation is past
+      // them, with their gradient formed on the fly; then the biases and slopes.
+      auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
+        const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
+        sum_sq += sgd ? k.sgd_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
+                                         T(m_eff), params + off, velocity + off,
+                                         opts.learning_rate, opts.momentum, opts.nesterov, l2,
+                                         want_sum_sq, partials)
+                      : k.adam_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
+                                          T(m_eff), params + off, m1 + off, m2 + off, lr_t,
+                                          opts.beta_1, opts.beta_2, opts.epsilon, l2,
+                                          want_sum_sq, partials);
+      };
+      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad, &update_weights);
+      if (sgd)
+        k.sgd_step(np - nw, 0, params + nw, grad + nw, velocity + nw, opts.learning_rate,
+                   opts.momentum, opts.nesterov, 0.0, nullptr);
+      else
+        k.adam_step(np - nw, 0, params + nw, grad + nw, m1 + nw, m2 + nw, lr_t, opts.beta_1,
+                    opts.beta_2, opts.epsilon, 0.0, nullptr);
     } else {
-      opts.t += 1;
-      const double t = double(opts.t);
-      const double lr_t = opts.learning_rate * std::sqrt(1.0 - std::pow(opts.beta_2, t)) /
-                          (1.0 - std::pow(opts.beta_1, t));
-      sum_sq = k.adam_step(np, lay.n_weights, params, grad, opt_state, opt_state + np, lr_t,
-                           opts.beta_1, opts.beta_2, opts.epsilon, l2, want_sum_sq);
+      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
+      double* p_sum = want_sum_sq ? partials : nullptr;
+      sum_sq = sgd ? k.sgd_step(np, nw, params, grad, velocity, opts.learning_rate,
+                                opts.momentum, opts.nesterov, l2, p_sum)
+                   : k.adam_step(np, nw, params, grad, m1, m2, lr_t, opts.beta_1, opts.beta_2,
+                                 opts.epsilon, l2, p_sum);
     }
     const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
     accumulated += batch_loss * double(m);

@@ -268,6 +268,97 @@ double adam_step(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double l
   return flat_blocks(n, n_l2, partials, step);
 }
 
+// Small-batch weight steps: W, flattened, is walked in the fixed kReduceBlock blocks of the flat
+// steps (threads split blocks; block sums of W^2 are added in block order), each block in
+// chunks of kOuterChunk elements that stay in L1: the chunk's gradient
+// g[e] = sum_r a[r,i] dz[r,j] / m_eff, e = i * fan_out + j, is formed row segment by row
+// segment, then the step runs over the whole chunk (one vector loop per chunk, not per row of W:
+// rows are short, e.g. 10 or 100 units).
+constexpr index_t kOuterChunk = 1024;
+
+template <typename T, typename Step>
+double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                    const T* dz, index_t lddz, T m_eff, double* partials, const Step& step) {
+  const index_t n = fan_in * fan_out;
+  const index_t blocks = reduce_blocks(n);
+  const T inv_m = T(1) / m_eff;  // as the GEMM path's alpha = 1 / m_eff
+  auto block = [&](index_t b) -> double {
+    T g[kOuterChunk];
+    double s = 0.0;
+    const index_t hi = (b + 1) * kReduceBlock < n ? (b + 1) * kReduceBlock : n;
+    for (index_t c0 = b * kReduceBlock; c0 < hi; c0 += kOuterChunk) {
+      const index_t c1 = c0 + kOuterChunk < hi ? c0 + kOuterChunk : hi;
+      for (index_t e = c0; e < c1;) {  // row segments of the chunk
+        const index_t i = e / fan_out, j0 = e - i * fan_out;
+        const index_t len = fan_out - j0 < c1 - e ? fan_out - j0 : c1 - e;
+        T* __restrict gs = g + (e - c0);
+        const T a0 = a[i];
+        const T* __restrict dz0 = dz + j0;
+#pragma omp simd
+        for (index_t j = 0; j < len; ++j) gs[j] = a0 * dz0[j];
+        for (index_t r = 1; r < m; ++r) {
+          const T ar = a[r * lda + i];
+          const T* __restrict dzr = dz + r * lddz + j0;
+#pragma omp simd
+          for (index_t j = 0; j < len; ++j) gs[j] += ar * dzr[j];
+        }
+        e += len;
+      }
+      if (inv_m != T(1)) {
+#pragma omp simd
+        for (index_t j = 0; j < c1 - c0; ++j) g[j] *= inv_m;
+      }
+      s += step(c0, c1 - c0, g);
+    }
+    return s;
+  };
+  if (n >= kParallelParams && blocks > 1) {
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
+  } else {
+    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
+  }
+  double total = 0.0;
+  for (index_t b = 0; b < blocks; ++b) total += partials[b];
+  return total;
+}
+
+template <typename T>
+double sgd_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                      const T* dz, index_t lddz, T m_eff, T* W, T* vel, double lr,
+                      double momentum, bool nesterov, double l2, bool want_sum_sq,
+                      double* partials) {
+  const SgdCoeffs<T> c{T(lr), T(momentum), T(l2)};
+  const bool with_l2 = l2 != 0.0 || want_sum_sq;
+  auto step = [&](index_t off, index_t len, const T* g) -> double {
+    T* p = W + off;
+    T* v = vel + off;
+    if (with_l2)
+      return nesterov ? sgd_range<T, true, true>(0, len, p, g, v, c)
+                      : sgd_range<T, false, true>(0, len, p, g, v, c);
+    return nesterov ? sgd_range<T, true, false>(0, len, p, g, v, c)
+                    : sgd_range<T, false, false>(0, len, p, g, v, c);
+  };
+  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
+  return want_sum_sq ? s : 0.0;
+}
+
+template <typename T>
+double adam_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                       const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
+                       double beta_1, double beta_2, double epsilon, double l2, bool want_sum_sq,
+                       double* partials) {
+  const AdamCoeffs<T> c{T(lr_t), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
+                        T(epsilon), T(l2)};
+  const bool with_l2 = l2 != 0.0 || want_sum_sq;
+  auto step = [&](index_t off, index_t len, const T* g) -> double {
+    if (with_l2) return adam_range<T, true>(0, len, W + off, g, m1 + off, m2 + off, c);
+    return adam_range<T, false>(0, len, W + off, g, m1 + off, m2 + off, c);
+  };
+  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
+  return want_sum_sq ? s : 0.0;
+}
+
 template <typename T>
 double sum_squares(index_t n, const T* x, double* partials) {
   auto step = [&](index_t lo, index_t hi, bool) -> double {
@@ -328,6 +419,8 @@ void fill(KernelSet<T>& k) {
   k.output_loss_grad = &output_loss_grad<T>;
   k.sgd_step = &sgd_step<T>;
   k.adam_step = &adam_step<T>;
+  k.sgd_step_outer = &sgd_step_outer<T>;
+  k.adam_step_outer = &adam_step_outer<T>;
   k.sum_squares = &sum_squares<T>;
   k.axpy = &axpy<T>;
   k.all_finite = &all_finite<T>;

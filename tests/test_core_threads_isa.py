@@ -17,11 +17,15 @@ from mlpfast import reference as ref
 
 # Sizes chosen so that every kernel crosses its parallel threshold (vector_kernels.cpp): batch
 # x width > 2^17 elements, more than one column block, > 2^18 parameters with several
-# reduction blocks (relu-adam), 20 outputs x batch > 2^12 for the loss.
+# reduction blocks (relu-adam, and per layer for the small-batch weight steps), 20 outputs x
+# batch > 2^12 for the loss.
 WORKLOADS = {
     "relu-adam": ([100, 600, 400, 20], "relu", "softmax", "adam", 512, 1024),
     "prelu-sgd": ([40, 300, 150, 20], "prelu", "logistic", "sgd", 512, 1000),
     "softplus-poisson": ([40, 180, 20], "softplus", "exp", "adam", 800, 1000),
+    # small batches: the fused weight steps, parallel over rows of W
+    "tanh-sgd-batch3": ([100, 600, 400, 20], "tanh", "softmax", "sgd", 3, 31),
+    "relu-adam-batch1": ([100, 600, 400, 20], "relu", "softmax", "adam", 1, 9),
 }
 
 
