@@ -130,6 +130,23 @@ def test_every_isa_matches_reference(isa, dtype, restore_isa):
         np.testing.assert_allclose(s_c, s_r, **tol(dtype))
 
 
+@pytest.mark.parametrize("isa", core.available_isas())
+def test_every_isa_detects_non_finite_input(isa, restore_isa):
+    core.set_isa(isa)
+    rng = np.random.default_rng(0)
+    units = [37, 4, 2]
+    params = rng.standard_normal(ref.n_params(units, "relu"))
+    for bad in (np.nan, np.inf, -np.inf):
+        for layout in ("C", "F"):
+            X = rng.standard_normal((29, 37))
+            X[17, 33] = bad  # past the vector body: in a remainder lane
+            X = np.asarray(X, order=layout)
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                core.forward(params, units, "relu", "identity", X)
+    # huge but finite values are valid input (x * 0 is still 0 for them)
+    core.forward(params, units, "relu", "identity", rng.standard_normal((29, 37)) * 1e300)
+
+
 def test_isa_levels_agree_with_each_other(restore_isa):
     # the levels round differently (vector widths, FMA), but only at the last bits
     results = {}
