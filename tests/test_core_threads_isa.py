@@ -24,7 +24,7 @@ WORKLOADS = {
     "prelu-sgd": ([40, 300, 150, 20], "prelu", "logistic", "sgd", 512, 1000),
     "softplus-poisson": ([40, 180, 20], "softplus", "exp", "adam", 800, 1000),
     # small batches: the fused weight steps, parallel over rows of W
-    "tanh-sgd-batch3": ([100, 600, 400, 20], "tanh", "softmax", "sgd", 3, 31),
+    "tanh-sgd-batch2": ([100, 600, 400, 20], "tanh", "softmax", "sgd", 2, 31),
     "relu-adam-batch1": ([100, 600, 400, 20], "relu", "softmax", "adam", 1, 9),
 }
 

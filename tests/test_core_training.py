@@ -34,9 +34,9 @@ def run_both(params, state, units, act, out, X, Y, sw, order, batch_size, epochs
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-# 1 and 3: the small-batch path (weights stepped with their gradient formed on the fly), 3 and 7
-# with a short last batch, 40 = full batch, 64 > n
-@pytest.mark.parametrize("batch_size", [1, 3, 7, 40, 64])
+# 1 and 2: the small-batch path (weights stepped with their gradient formed on the fly); 3 and 7
+# with a short last batch (of 1 and 5), 40 = full batch, 64 > n
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 40, 64])
 @pytest.mark.parametrize("variant", range(len(SGD_VARIANTS)))
 def test_train_epoch_matches_reference(variant, batch_size, dtype):
     rng = np.random.default_rng(100 * variant + batch_size)
