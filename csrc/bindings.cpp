@@ -214,6 +214,10 @@ void set_isa(const std::string& name) {
 using mlpfast::Output;
 using mlpfast::Strided;
 
+std::string type_name(const py::handle& h) {
+  return std::string(py::str(py::type::handle_of(h).attr("__name__")));
+}
+
 struct Net {
   std::vector<index_t> units;
   mlpfast::NetSpec spec{};
@@ -223,7 +227,7 @@ struct Net {
 Activation hidden_activation_from_name(const py::object& name) {
   if (!py::isinstance<py::str>(name))
     throw py::type_error("activation must be a string, got " +
-                         std::string(py::str(name.get_type().attr("__name__"))));
+                         type_name(name));
   const std::string s = name.cast<std::string>();
   if (s == "identity") return Activation::identity;
   if (s == "logistic") return Activation::logistic;
@@ -239,7 +243,7 @@ Activation hidden_activation_from_name(const py::object& name) {
 Output output_from_name(const py::object& name) {
   if (!py::isinstance<py::str>(name))
     throw py::type_error("out_activation must be a string, got " +
-                         std::string(py::str(name.get_type().attr("__name__"))));
+                         type_name(name));
   const std::string s = name.cast<std::string>();
   if (s == "identity") return Output::identity;
   if (s == "logistic") return Output::logistic;
@@ -255,12 +259,12 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
   if (py::isinstance<py::str>(layer_units) || py::isinstance<py::bytes>(layer_units) ||
       !PySequence_Check(layer_units.ptr()))
     throw py::type_error("layer_units must be a sequence of ints, got " +
-                         std::string(py::str(layer_units.get_type().attr("__name__"))));
+                         type_name(layer_units));
   constexpr index_t kMaxUnits = index_t(1) << 31;
   for (const py::handle item : layer_units) {
     if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
       throw py::type_error("layer_units must contain ints, got " +
-                           std::string(py::str(item.get_type().attr("__name__"))));
+                           type_name(item));
     const long long v = py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr()))
                             .cast<long long>();
     if (v < 1 || v > kMaxUnits)
@@ -284,8 +288,6 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
   net.n_params = mlpfast::n_params(net.spec);
   return net;
 }
-
-const char* dtype_name(DType t) { return t == DType::f32 ? "float32" : "float64"; }
 
 // The array `what` must have the dtype T of params.
 template <typename T>

@@ -12,6 +12,9 @@
 //   update     one fused optimizer pass over the flat buffer (optimizers.h), which also adds
 //              the L2 term alpha W / m to the weights' gradient and returns ||W||^2 for the
 //              batch's loss, so the penalty costs no pass of its own.
+//   batches of 1 or 2 rows (kOuterMaxRows): no dW GEMM; each layer's weights are stepped as
+//              soon as dA_(l-1) has been taken from them, with dW formed on the fly in
+//              L1-sized chunks (sgd_step_outer / adam_step_outer); then biases and slopes.
 // m is the batch's row count, or the sum of its sample weights.
 //
 // Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
