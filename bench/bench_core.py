@@ -8,7 +8,9 @@
 
 Run:  python -m pytest bench/bench_core.py --benchmark-group-by=group
 Compare the medians inside each group (the machine is shared and noisy); extra_info["samples"]
-turns times into samples per second.
+turns times into samples per second. On a loaded 2-core machine a 2-thread run mostly measures
+OpenMP/OpenBLAS barriers waiting for a time slice (epochs vary 1 s .. 12 s); compare one thread
+each there:  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest bench/bench_core.py
 """
 
 import numpy as np
