@@ -5,11 +5,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels.h"
+#include "network.h"
 
 namespace py = pybind11;
 using mlpfast::Activation;
@@ -199,6 +203,427 @@ void set_isa(const std::string& name) {
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// training core: forward, loss_grad, train_epoch (mlpfast.reference's functions of those names)
+//
+// Every check happens before anything is written: a call either raises (ValueError for bad
+// values and shapes, TypeError for bad types and dtypes) and leaves params / opt_state as they
+// were, or runs to the end with the GIL released.
+
+using mlpfast::Output;
+using mlpfast::Strided;
+
+std::string type_name(const py::handle& h) {
+  return std::string(py::str(py::type::handle_of(h).attr("__name__")));
+}
+
+struct Net {
+  std::vector<index_t> units;
+  mlpfast::NetSpec spec{};
+  index_t n_params = 0;
+};
+
+Activation hidden_activation_from_name(const py::object& name) {
+  if (!py::isinstance<py::str>(name))
+    throw py::type_error("activation must be a string, got " +
+                         type_name(name));
+  const std::string s = name.cast<std::string>();
+  if (s == "identity") return Activation::identity;
+  if (s == "logistic") return Activation::logistic;
+  if (s == "tanh") return Activation::tanh;
+  if (s == "relu") return Activation::relu;
+  if (s == "leaky_relu") return Activation::leaky_relu;
+  if (s == "softplus") return Activation::softplus;
+  if (s == "prelu") return Activation::prelu;
+  throw py::value_error("activation must be one of 'identity', 'logistic', 'tanh', 'relu', "
+                        "'leaky_relu', 'softplus', 'prelu'; got '" + s + "'");
+}
+
+Output output_from_name(const py::object& name) {
+  if (!py::isinstance<py::str>(name))
+    throw py::type_error("out_activation must be a string, got " +
+                         type_name(name));
+  const std::string s = name.cast<std::string>();
+  if (s == "identity") return Output::identity;
+  if (s == "logistic") return Output::logistic;
+  if (s == "softmax") return Output::softmax;
+  if (s == "exp") return Output::exp;
+  throw py::value_error("out_activation must be one of 'identity', 'logistic', 'softmax', "
+                        "'exp'; got '" + s + "'");
+}
+
+Net parse_net(const py::object& layer_units, const py::object& activation,
+              const py::object& out_activation) {
+  Net net;
+  if (py::isinstance<py::str>(layer_units) || py::isinstance<py::bytes>(layer_units) ||
+      !PySequence_Check(layer_units.ptr()))
+    throw py::type_error("layer_units must be a sequence of ints, got " +
+                         type_name(layer_units));
+  constexpr index_t kMaxUnits = index_t(1) << 31;
+  for (const py::handle item : layer_units) {
+    if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
+      throw py::type_error("layer_units must contain ints, got " +
+                           type_name(item));
+    const long long v = py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr()))
+                            .cast<long long>();
+    if (v < 1 || v > kMaxUnits)
+      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " +
+                            std::to_string(v));
+    net.units.push_back(index_t(v));
+  }
+  if (net.units.size() < 2)
+    throw py::value_error("layer_units needs at least 2 entries (inputs and outputs), got " +
+                          std::to_string(net.units.size()));
+  net.spec.act = hidden_activation_from_name(activation);
+  net.spec.out = output_from_name(out_activation);
+  net.spec.units = net.units.data();
+  net.spec.n_layers = int(net.units.size() - 1);
+  // The buffer length, guarded against overflow of index_t.
+  long double total = 0;
+  for (size_t l = 0; l + 1 < net.units.size(); ++l)
+    total += (long double)(net.units[l]) * net.units[l + 1] + net.units[l + 1];
+  if (total > (long double)(index_t(1) << 48))
+    throw py::value_error("layer_units describe a network too large to hold in memory");
+  net.n_params = mlpfast::n_params(net.spec);
+  return net;
+}
+
+// The array `what` must have the dtype T of params.
+template <typename T>
+void require_dtype(const py::array& x, const char* what) {
+  if (!x.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(what) + " has dtype " + std::string(py::str(x.dtype())) +
+                         " but params is " + (sizeof(T) == 4 ? "float32" : "float64") +
+                         "; params, opt_state, X, Y and sample_weight must all share one "
+                         "floating dtype");
+}
+
+// A read-only view usable by the core: element strides, aligned data; anything else gets one
+// C-contiguous copy (kept alive by `keep`).
+template <typename T>
+struct View2D {
+  py::array keep;
+  Strided<T> s;
+};
+
+template <typename T>
+View2D<T> view_2d(const py::array& x, index_t rows, index_t cols) {
+  const index_t item = sizeof(T);
+  const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
+  index_t s0 = x.ndim() >= 1 ? x.strides(0) : item;
+  index_t s1 = x.ndim() == 2 ? x.strides(1) : item;
+  if (aligned && s0 % item == 0 && s1 % item == 0)
+    return {x, {static_cast<const T*>(x.data()), rows, cols, s0 / item, s1 / item}};
+  auto copy = py::array_t<T, py::array::c_style | py::array::forcecast>(x);
+  return {copy, {copy.data(), rows, cols, cols, 1}};
+}
+
+// params / opt_state: 1-D, dtype T, C-contiguous, aligned, writeable when `writes`.
+template <typename T>
+py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
+                      const std::string& why, bool writes) {
+  py::array x = as_ndarray(obj, what);
+  require_dtype<T>(x, what);
+  if (x.ndim() != 1)
+    throw py::value_error(std::string(what) + " must be 1-D, got shape " + shape_str(x));
+  if (x.shape(0) != expected)
+    throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) +
+                          " entries; " + why + " need " + std::to_string(expected));
+  const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
+  if (writes) {
+    if (!(x.flags() & py::array::c_style) || !aligned)
+      throw py::value_error(std::string(what) + " must be C-contiguous and aligned (it is "
+                            "updated in place)");
+    if (!x.writeable()) throw py::value_error(std::string(what) + " is read-only");
+    return x;
+  }
+  if (!(x.flags() & py::array::c_style) || !aligned)
+    return py::array_t<T, py::array::c_style | py::array::forcecast>(x);
+  return x;
+}
+
+std::string net_str(const Net& net, const py::object& activation) {
+  std::string s = "layer_units [";
+  for (size_t i = 0; i < net.units.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(net.units[i]);
+  return s + "] with activation '" + activation.cast<std::string>() + "'";
+}
+
+template <typename T>
+View2D<T> inputs_X(const py::array& X, const Net& net, bool allow_empty) {
+  require_dtype<T>(X, "X");
+  if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
+  if (X.shape(1) != net.units[0])
+    throw py::value_error("X has " + std::to_string(X.shape(1)) + " columns but layer_units[0]"
+                          " is " + std::to_string(net.units[0]));
+  if (!allow_empty && X.shape(0) == 0) throw py::value_error("X has no rows (empty batch)");
+  return view_2d<T>(X, X.shape(0), X.shape(1));
+}
+
+// Y: (n, n_out), or (n,) when n_out == 1.
+template <typename T>
+View2D<T> inputs_Y(const py::array& Y, const Net& net, index_t n) {
+  require_dtype<T>(Y, "Y");
+  const index_t n_out = net.units.back();
+  const bool ok = (Y.ndim() == 2 && Y.shape(0) == n && Y.shape(1) == n_out) ||
+                  (Y.ndim() == 1 && n_out == 1 && Y.shape(0) == n);
+  if (!ok)
+    throw py::value_error("Y must have shape (" + std::to_string(n) + ", " +
+                          std::to_string(n_out) + ") (X's rows, layer_units[-1]), got " +
+                          shape_str(Y));
+  return view_2d<T>(Y, n, n_out);
+}
+
+template <typename T>
+View2D<T> inputs_sw(const py::array& sw, index_t n) {
+  require_dtype<T>(sw, "sample_weight");
+  if (sw.ndim() != 1 || sw.shape(0) != n)
+    throw py::value_error("sample_weight must have shape (" + std::to_string(n) +
+                          ",) (one weight per row of X), got " + shape_str(sw));
+  return view_2d<T>(sw, n, 1);
+}
+
+template <typename T>
+bool finite(const Strided<T>& s) {
+  return mlpfast::kernels<T>().all_finite(s.rows, s.cols, s.data, s.rs, s.cs);
+}
+
+// Raises unless every buffer the call writes is disjoint from every other array it touches.
+void check_disjoint(const std::vector<std::pair<const char*, py::array>>& written,
+                    const std::vector<std::pair<const char*, py::array>>& read) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    for (size_t j = i + 1; j < written.size(); ++j)
+      if (overlaps(written[i].second, written[j].second))
+        throw py::value_error(std::string(written[i].first) + " and " + written[j].first +
+                              " must not share memory");
+    for (const auto& r : read)
+      if (overlaps(written[i].second, r.second))
+        throw py::value_error(std::string(written[i].first) + " and " + r.first +
+                              " must not share memory");
+  }
+}
+
+template <typename T>
+py::array forward_typed(const Net& net, const py::object& params_obj,
+                        const py::object& activation, const py::array& X_arr) {
+  const std::string why = net_str(net, activation);
+  py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
+  View2D<T> X = inputs_X<T>(X_arr, net, true);
+  const index_t n_out = net.units.back();
+  auto out = py::array_t<T>({X.s.rows, n_out});
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = finite(X.s);
+  }
+  if (!ok) throw py::value_error("X contains NaN or infinity");
+  T* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    mlpfast::forward<T>(net.spec, static_cast<const T*>(params.data()), X.s, o);
+  }
+  return out;
+}
+
+py::array core_forward(const py::object& params, const py::object& layer_units,
+                       const py::object& activation, const py::object& out_activation,
+                       const py::object& X) {
+  const Net net = parse_net(layer_units, activation, out_activation);
+  py::array p = as_ndarray(params, "params");
+  const DType t = float_dtype(p, "params");
+  py::array x = as_ndarray(X, "X");
+  if (t == DType::f32) return forward_typed<float>(net, params, activation, x);
+  return forward_typed<double>(net, params, activation, x);
+}
+
+template <typename T>
+py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
+                          const py::object& activation, const py::array& X_arr,
+                          const py::array& Y_arr, const py::object& sw_obj, double alpha) {
+  const std::string why = net_str(net, activation);
+  py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
+  View2D<T> X = inputs_X<T>(X_arr, net, false);
+  View2D<T> Y = inputs_Y<T>(Y_arr, net, X.s.rows);
+  View2D<T> W{};
+  const bool has_sw = !sw_obj.is_none();
+  if (has_sw) W = inputs_sw<T>(as_ndarray(sw_obj, "sample_weight"), X.s.rows);
+  if (!std::isfinite(alpha)) throw py::value_error("alpha must be finite");
+
+  bool x_ok, y_ok, w_ok = true;
+  double w_sum = 0.0;
+  {
+    py::gil_scoped_release release;
+    x_ok = finite(X.s);
+    y_ok = finite(Y.s);
+    if (has_sw) {
+      w_ok = finite(W.s);
+      for (index_t i = 0; i < W.s.rows; ++i) w_sum += double(W.s.data[i * W.s.rs]);
+    }
+  }
+  if (!x_ok) throw py::value_error("X contains NaN or infinity");
+  if (!y_ok) throw py::value_error("Y contains NaN or infinity");
+  if (!w_ok) throw py::value_error("sample_weight contains NaN or infinity");
+  if (has_sw && !(w_sum > 0.0))
+    throw py::value_error("sample_weight must have a positive sum (the loss is a weighted "
+                          "mean), got " + std::to_string(w_sum));
+
+  auto grad = py::array_t<T>(net.n_params);
+  T* g = grad.mutable_data();
+  double loss;
+  {
+    py::gil_scoped_release release;
+    loss = mlpfast::loss_grad<T>(net.spec, static_cast<const T*>(params.data()), X.s, Y.s,
+                                 has_sw ? W.s.data : nullptr, has_sw ? W.s.rs : 1, alpha, g);
+  }
+  return py::make_tuple(loss, grad);
+}
+
+py::tuple core_loss_grad(const py::object& params, const py::object& layer_units,
+                         const py::object& activation, const py::object& out_activation,
+                         const py::object& X, const py::object& Y,
+                         const py::object& sample_weight, double alpha) {
+  const Net net = parse_net(layer_units, activation, out_activation);
+  py::array p = as_ndarray(params, "params");
+  const DType t = float_dtype(p, "params");
+  py::array x = as_ndarray(X, "X"), y = as_ndarray(Y, "Y");
+  if (t == DType::f32)
+    return loss_grad_typed<float>(net, params, activation, x, y, sample_weight, alpha);
+  return loss_grad_typed<double>(net, params, activation, x, y, sample_weight, alpha);
+}
+
+// order: any integer array (or sequence), as int64.
+py::array_t<std::int64_t> order_array(const py::object& obj) {
+  py::array a = py::isinstance<py::array>(obj)
+                    ? py::reinterpret_borrow<py::array>(obj)
+                    : py::array(py::module_::import("numpy").attr("asarray")(obj));
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("order must be an array of integers, got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1) throw py::value_error("order must be 1-D, got shape " + shape_str(a));
+  if (a.shape(0) == 0) throw py::value_error("order is empty (an epoch needs samples)");
+  return py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>(a);
+}
+
+template <typename T>
+py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
+                            const py::object& state_obj, const py::object& activation,
+                            const py::array& X_arr, const py::array& Y_arr,
+                            const py::object& sw_obj, const py::object& order_obj,
+                            index_t batch_size, mlpfast::TrainOptions opts) {
+  const std::string why = net_str(net, activation);
+  py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, true);
+  const bool adam = opts.solver == mlpfast::Solver::adam;
+  py::array state = flat_buffer<T>(state_obj, "opt_state", adam ? 2 * net.n_params : net.n_params,
+                                   std::string(adam ? "solver 'adam' ([m, v])" :
+                                               "solver 'sgd' (the velocity)") + " for " + why,
+                                   true);
+  View2D<T> X = inputs_X<T>(X_arr, net, false);
+  View2D<T> Y = inputs_Y<T>(Y_arr, net, X.s.rows);
+  View2D<T> W{};
+  const bool has_sw = !sw_obj.is_none();
+  py::array sw_arr;
+  if (has_sw) {
+    sw_arr = as_ndarray(sw_obj, "sample_weight");
+    W = inputs_sw<T>(sw_arr, X.s.rows);
+  }
+  py::array_t<std::int64_t> order = order_array(order_obj);
+  if (batch_size < 1)
+    throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+
+  std::vector<std::pair<const char*, py::array>> read = {{"X", X_arr}, {"Y", Y_arr},
+                                                         {"order", order}};
+  if (has_sw) read.push_back({"sample_weight", sw_arr});
+  check_disjoint({{"params", params}, {"opt_state", state}}, read);
+
+  const index_t n = X.s.rows, n_order = order.shape(0);
+  const std::int64_t* idx = order.data();
+  bool x_ok, y_ok, w_ok = true;
+  index_t bad_index = -1, bad_batch = -1;
+  double bad_sum = 0.0;
+  {
+    py::gil_scoped_release release;
+    for (index_t i = 0; i < n_order && bad_index < 0; ++i)
+      if (idx[i] < 0 || idx[i] >= n) bad_index = i;
+    x_ok = finite(X.s);
+    y_ok = finite(Y.s);
+    if (has_sw) w_ok = finite(W.s);
+    if (has_sw && w_ok && bad_index < 0) {
+      // Each batch's weights must have a positive sum: it divides the batch's loss and gradient.
+      for (index_t start = 0; start < n_order && bad_batch < 0; start += batch_size) {
+        const index_t end = start + batch_size < n_order ? start + batch_size : n_order;
+        double s = 0.0;
+        for (index_t i = start; i < end; ++i) s += double(W.s.data[idx[i] * W.s.rs]);
+        if (!(s > 0.0)) {
+          bad_batch = start / batch_size;
+          bad_sum = s;
+        }
+      }
+    }
+  }
+  if (bad_index >= 0)
+    throw py::value_error("order[" + std::to_string(bad_index) + "] = " +
+                          std::to_string(idx[bad_index]) + " is out of range for X with " +
+                          std::to_string(n) + " rows");
+  if (!x_ok) throw py::value_error("X contains NaN or infinity");
+  if (!y_ok) throw py::value_error("Y contains NaN or infinity");
+  if (!w_ok) throw py::value_error("sample_weight contains NaN or infinity");
+  if (bad_batch >= 0)
+    throw py::value_error("the sample weights of batch " + std::to_string(bad_batch) +
+                          " sum to " + std::to_string(bad_sum) + "; every batch needs a "
+                          "positive total weight");
+
+  double loss;
+  {
+    py::gil_scoped_release release;
+    loss = mlpfast::train_epoch<T>(net.spec, static_cast<T*>(params.mutable_data()),
+                                   static_cast<T*>(state.mutable_data()), X.s, Y.s,
+                                   has_sw ? W.s.data : nullptr, has_sw ? W.s.rs : 1, idx,
+                                   n_order, batch_size, opts);
+  }
+  return py::make_tuple(loss, opts.t);
+}
+
+py::tuple core_train_epoch(const py::object& params, const py::object& opt_state,
+                           const py::object& layer_units, const py::object& activation,
+                           const py::object& out_activation, const py::object& X,
+                           const py::object& Y, const py::object& sample_weight,
+                           const py::object& order, std::int64_t batch_size,
+                           const std::string& solver, double alpha, double learning_rate,
+                           double momentum, bool nesterov, double beta_1, double beta_2,
+                           double epsilon, std::int64_t t) {
+  const Net net = parse_net(layer_units, activation, out_activation);
+  mlpfast::TrainOptions opts;
+  if (solver == "sgd") opts.solver = mlpfast::Solver::sgd;
+  else if (solver == "adam") opts.solver = mlpfast::Solver::adam;
+  else throw py::value_error("solver must be 'sgd' or 'adam', got '" + solver + "'");
+  const std::pair<const char*, double> hyper[] = {
+      {"alpha", alpha},   {"learning_rate", learning_rate}, {"momentum", momentum},
+      {"beta_1", beta_1}, {"beta_2", beta_2},               {"epsilon", epsilon}};
+  for (const auto& h : hyper)
+    if (!std::isfinite(h.second))
+      throw py::value_error(std::string(h.first) + " must be finite, got " +
+                            std::to_string(h.second));
+  if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
+  opts.alpha = alpha;
+  opts.learning_rate = learning_rate;
+  opts.momentum = momentum;
+  opts.nesterov = nesterov;
+  opts.beta_1 = beta_1;
+  opts.beta_2 = beta_2;
+  opts.epsilon = epsilon;
+  opts.t = t;
+  py::array p = as_ndarray(params, "params");
+  const DType dt = float_dtype(p, "params");
+  py::array x = as_ndarray(X, "X"), y = as_ndarray(Y, "Y");
+  if (dt == DType::f32)
+    return train_epoch_typed<float>(net, params, opt_state, activation, x, y, sample_weight,
+                                    order, batch_size, opts);
+  return train_epoch_typed<double>(net, params, opt_state, activation, x, y, sample_weight,
+                                   order, batch_size, opts);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -225,4 +650,24 @@ PYBIND11_MODULE(_core, m) {
 
 op(x) is x.T when trans_x is set. a and b are float32 or float64 of the same dtype; the result
 has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).)doc");
+
+  // training core
+  m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"),
+        py::arg("activation"), py::arg("out_activation"), py::arg("X"),
+        "The network's output for the rows of X (mlpfast.reference.forward).");
+  m.def("loss_grad", &core_loss_grad, py::arg("params"), py::arg("layer_units"),
+        py::arg("activation"), py::arg("out_activation"), py::arg("X"), py::arg("Y"),
+        py::arg("sample_weight") = py::none(), py::arg("alpha") = 0.0,
+        "(loss, grad) on one batch, grad laid out like params (mlpfast.reference.loss_grad).");
+  m.def("train_epoch", &core_train_epoch, py::arg("params"), py::arg("opt_state"),
+        py::arg("layer_units"), py::arg("activation"), py::arg("out_activation"), py::arg("X"),
+        py::arg("Y"), py::arg("sample_weight"), py::arg("order"), py::arg("batch_size"),
+        py::kw_only(), py::arg("solver") = "adam", py::arg("alpha") = 0.0,
+        py::arg("learning_rate") = 1e-3, py::arg("momentum") = 0.9, py::arg("nesterov") = true,
+        py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-8,
+        py::arg("t") = 0,
+        R"doc(One epoch of mini-batch training, in place on params and opt_state.
+
+Same semantics as mlpfast.reference.train_epoch; returns (loss, t). Runs every batch in C++ with
+the GIL released.)doc");
 }

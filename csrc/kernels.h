@@ -23,7 +23,77 @@ struct KernelSet {
   void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                const T* bias, Activation act) = nullptr;
+
+  // ---- element-wise kernels (vector_kernels.cpp; the formulas live in activations.h,
+  // losses.h, optimizers.h). Row-major m x n blocks with leading dimensions; reductions run
+  // in a fixed order (per column over rows, per row over columns, per kReduceBlock block of a
+  // flat buffer), so results are bitwise identical for any thread count.
+
+  // dz[i,j] *= g'(a[i,j]) for a hidden activation given through its output a = g(z); not prelu.
+  void (*act_backward)(Activation act, index_t m, index_t n, const T* a, index_t lda, T* dz,
+                       index_t lddz) = nullptr;
+  // a[i,j] = prelu(z[i,j], slope[j]).
+  void (*prelu_forward)(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* a,
+                        index_t lda) = nullptr;
+  // dslope[j] = sum_i da[i,j] * min(z[i,j], 0) / m_eff; then da[i,j] *= prelu'(z[i,j], slope[j])
+  // (da becomes dz in place).
+  void (*prelu_backward)(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* da,
+                         index_t ldda, T* dslope, T m_eff) = nullptr;
+  // db[j] = sum_i dz[i,j] / m_eff.
+  void (*column_sum)(index_t m, index_t n, const T* dz, index_t lddz, T* db, T m_eff) = nullptr;
+  // z <- out(z) in place, row by row (softmax normalises each row).
+  void (*output_forward)(Output out, index_t m, index_t n, T* z, index_t ldz) = nullptr;
+  // The output layer fused with its loss: dz = (out(z) - y) * sw (sw may be null: weight 1) and
+  // returns sum_i sw_i * loss_i, loss_i the per-sample loss of losses.h (probabilities clipped to
+  // [eps, 1 - eps] in the loss value as scikit-learn does). row_loss: m doubles of scratch.
+  double (*output_loss_grad)(Output out, index_t m, index_t n, const T* z, index_t ldz,
+                             const T* y, index_t ldy, const T* sw, T* dz, index_t lddz,
+                             double* row_loss) = nullptr;
+  // Optimizer steps over a flat buffer of n parameters p with gradient g. The first n_l2
+  // elements (the weights) get the L2 term: g + l2 * p. When partials is non-null, returns
+  // sum(p[:n_l2]^2) taken BEFORE the update (the batch's penalty, for free); partials holds
+  // reduce_blocks(n) doubles of scratch. SGD: v = momentum v - lr g; p += v, or with Nesterov
+  // p += momentum v - lr g. Adam: m, v moments; p -= lr_t m / (sqrt(v) + eps).
+  // Hyper-parameters come as doubles and are rounded to T inside, as NumPy does with Python
+  // floats (1 - beta_1 is taken in double first, as in the reference).
+  double (*sgd_step)(index_t n, index_t n_l2, T* p, const T* g, T* velocity, double lr,
+                     double momentum, bool nesterov, double l2, double* partials) = nullptr;
+  double (*adam_step)(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double lr_t,
+                      double beta_1, double beta_2, double epsilon, double l2,
+                      double* partials) = nullptr;
+  // The same steps for one layer's weights W (fan_in x fan_out, row-major) of a SMALL batch
+  // (m rows, 1 to kOuterMaxRows), with the gradient formed on the fly,
+  //   g = (A^T dZ) / m_eff + l2 W,   A: m x fan_in (lda), dZ: m x fan_out (lddz),
+  // so the weights' gradient never goes through memory (the pass is bound by memory traffic
+  // at these sizes). Returns sum(W^2) before the update when want_sum_sq (else 0); partials:
+  // reduce_blocks(fan_in * fan_out) doubles of scratch.
+  double (*sgd_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                           const T* dz, index_t lddz, T m_eff, T* W, T* velocity, double lr,
+                           double momentum, bool nesterov, double l2, bool want_sum_sq,
+                           double* partials) = nullptr;
+  double (*adam_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                            const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
+                            double beta_1, double beta_2, double epsilon, double l2,
+                            bool want_sum_sq, double* partials) = nullptr;
+  // sum(x^2) in double, in reduce_blocks(n) fixed blocks (partials: scratch of that many).
+  double (*sum_squares)(index_t n, const T* x, double* partials) = nullptr;
+  // y += alpha * x.
+  void (*axpy)(index_t n, T alpha, const T* x, T* y) = nullptr;
+  // true iff every element of the strided m x n array (element (i, j) at x[i*rs + j*cs]) is
+  // finite.
+  bool (*all_finite)(index_t m, index_t n, const T* x, index_t rs, index_t cs) = nullptr;
 };
+
+// Batches of at most this many rows update the weights through the *_outer steps (measured on
+// 784-100-10 and 784-500-500-10: faster than GEMM + flat step at batch size 1, even at 2,
+// slower from 4 on, where the GEMM's blocking pays).
+constexpr index_t kOuterMaxRows = 2;
+
+// Flat reductions are summed per block of this many elements, then the block sums in order.
+constexpr index_t kReduceBlock = 8192;
+namespace {  // internal linkage: this header is compiled into every per-ISA object
+constexpr index_t reduce_blocks(index_t n) { return (n + kReduceBlock - 1) / kReduceBlock; }
+}  // namespace
 
 struct KernelTable {
   const char* name = nullptr;

@@ -1,2 +1,463 @@
 // network.cpp: forward, back-propagation and one training epoch over the layer stack.
-#include "kernels.h"
+//
+// Contract: network.h (mlpfast.reference.forward / loss_grad / train_epoch). Compiled once; the
+// arithmetic is in the per-ISA kernels reached through kernels<T>():
+//   forward    Z_l = A_(l-1) W_l + b_l             gemm NN, bias and activation fused
+//              A_l = g(Z_l)                        (prelu: separate pass, Z kept for backward)
+//   output     dZ_L = (out(Z_L) - Y) * sw, loss    output_loss_grad (losses.h), one pass
+//   backward   dW_l = A_(l-1)^T dZ_l / m           gemm TN, alpha = 1 / m
+//              db_l = sum_rows(dZ_l) / m           column_sum
+//              dA_(l-1) = dZ_l W_l^T               gemm NT (skipped for the input layer)
+//              dZ_(l-1) = dA_(l-1) * g'(A_(l-1))   act_backward / prelu_backward, in place
+//   update     one fused optimizer pass over the flat buffer (optimizers.h), which also adds
+//              the L2 term alpha W / m to the weights' gradient and returns ||W||^2 for the
+//              batch's loss, so the penalty costs no pass of its own.
+//   batches of 1 or 2 rows (kOuterMaxRows): no dW GEMM; each layer's weights are stepped as
+//              soon as dA_(l-1) has been taken from them, with dW formed on the fly in
+//              L1-sized chunks (sgd_step_outer / adam_step_outer); then biases and slopes.
+// m is the batch's row count, or the sum of its sample weights.
+//
+// Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
+// allocated per batch. forward() works in chunks of rows so its workspace stays bounded.
+//
+// Reference: Rumelhart, Hinton & Williams, Nature 1986; Goodfellow, Bengio & Courville, Deep
+// Learning (2016), algorithms 6.3 and 6.4; scikit-learn's BaseMultilayerPerceptron._backprop.
+#include "network.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace mlpfast {
+namespace {
+
+// Offsets of W_l, b_l and the PReLU slopes s_l in the flat buffer (0-based layer l maps
+// units[l] -> units[l+1]; slopes exist for the hidden layers l < L-1).
+struct Layout {
+  std::vector<index_t> w, b, s;
+  index_t n_weights = 0, n_params = 0;
+  index_t widest_hidden = 0, widest = 0;  // over units[1..L-1], and units[1..L]
+
+  explicit Layout(const NetSpec& net) {
+    const int L = net.n_layers;
+    index_t off = 0;
+    for (int l = 0; l < L; ++l) {
+      w.push_back(off);
+      off += net.units[l] * net.units[l + 1];
+    }
+    n_weights = off;
+    for (int l = 0; l < L; ++l) {
+      b.push_back(off);
+      off += net.units[l + 1];
+    }
+    if (net.act == Activation::prelu) {
+      for (int l = 0; l + 1 < L; ++l) {
+        s.push_back(off);
+        off += net.units[l + 1];
+      }
+    }
+    n_params = off;
+    for (int l = 1; l <= L; ++l) {
+      if (l < L && net.units[l] > widest_hidden) widest_hidden = net.units[l];
+      if (net.units[l] > widest) widest = net.units[l];
+    }
+  }
+};
+
+// One allocation, handed out in 64-byte aligned blocks (the GEMM likes aligned rows).
+class Arena {
+ public:
+  template <typename T>
+  void reserve(index_t count) {
+    bytes_ += round_up(count * index_t(sizeof(T)));
+  }
+  void allocate() {
+    storage_.resize(size_t(bytes_ + kAlign));
+    const auto base = reinterpret_cast<std::uintptr_t>(storage_.data());
+    next_ = reinterpret_cast<char*>((base + kAlign - 1) / kAlign * kAlign);
+  }
+  template <typename T>
+  T* take(index_t count) {
+    T* p = reinterpret_cast<T*>(next_);
+    next_ += round_up(count * index_t(sizeof(T)));
+    return p;
+  }
+
+ private:
+  static constexpr index_t kAlign = 64;
+  static index_t round_up(index_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
+  std::vector<char> storage_;
+  index_t bytes_ = 0;
+  char* next_ = nullptr;
+};
+
+// The per-layer buffers of a batch of up to `rows` rows. For training every hidden layer keeps
+// its A (and Z for prelu) for backward; for prediction two A buffers and one Z are reused.
+template <typename T>
+struct BatchBuffers {
+  std::vector<T*> a, z;  // hidden layers 0..L-2
+  T* z_out = nullptr;    // rows x units[L]
+  T* d[2] = {nullptr, nullptr};
+
+  void reserve(Arena& arena, const NetSpec& net, const Layout& lay, index_t rows, bool keep) {
+    plan(arena, net, lay, rows, keep, false);
+  }
+  void take(Arena& arena, const NetSpec& net, const Layout& lay, index_t rows, bool keep) {
+    plan(arena, net, lay, rows, keep, true);
+  }
+
+ private:
+  void plan(Arena& arena, const NetSpec& net, const Layout& lay, index_t rows, bool keep,
+            bool take) {
+    const int L = net.n_layers;
+    const bool prelu = net.act == Activation::prelu;
+    auto block = [&](index_t count) -> T* {
+      if (take) return arena.take<T>(count);
+      arena.reserve<T>(count);
+      return nullptr;
+    };
+    a.assign(size_t(L > 1 ? L - 1 : 0), nullptr);
+    z.assign(a.size(), nullptr);
+    if (keep) {
+      for (int h = 0; h + 1 < L; ++h) {
+        a[h] = block(rows * net.units[h + 1]);
+        if (prelu) z[h] = block(rows * net.units[h + 1]);
+      }
+      z_out = block(rows * net.units[L]);
+      d[0] = block(rows * lay.widest);
+      d[1] = block(rows * lay.widest);
+    } else if (L > 1) {  // ping-pong: layer h reads a[h-1] and writes a[h]
+      T* ping = block(rows * lay.widest_hidden);
+      T* pong = block(rows * lay.widest_hidden);
+      T* zbuf = prelu ? block(rows * lay.widest_hidden) : nullptr;
+      for (int h = 0; h + 1 < L; ++h) {
+        a[h] = (h % 2 == 0) ? ping : pong;
+        z[h] = zbuf;
+      }
+    }
+  }
+};
+
+// Z_l = A_(l-1) W_l + b_l and A_l = g(Z_l) for every layer; the output layer's Z goes to z_out
+// (leading dimension ldo) without its activation (the loss or output_forward applies it).
+template <typename T>
+void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m,
+                   const T* x, index_t ldx, const BatchBuffers<T>& buf, T* z_out, index_t ldo) {
+  const KernelSet<T>& k = kernels<T>();
+  const int L = net.n_layers;
+  const T* in = x;
+  index_t ld_in = ldx;
+  for (int l = 0; l < L; ++l) {
+    const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
+    const T* W = params + lay.w[l];
+    const T* b = params + lay.b[l];
+    if (l == L - 1) {
+      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), z_out, ldo, b,
+             Activation::identity);
+    } else if (net.act == Activation::prelu) {
+      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.z[l],
+             fan_out, b, Activation::identity);
+      k.prelu_forward(m, fan_out, buf.z[l], fan_out, params + lay.s[l], buf.a[l], fan_out);
+    } else {
+      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.a[l],
+             fan_out, b, net.act);
+    }
+    if (l < L - 1) {
+      in = buf.a[l];
+      ld_in = fan_out;
+    }
+  }
+}
+
+// From dZ_L in buf.d[0] (m x units[L]) down to the first layer: grad = [dW / m_eff (no L2
+// term), db, dslope]. buf.d[0] and buf.d[1] are overwritten. With an update_weights callable
+// (small batches) the weights' gradients are not formed at all: once dA_(l-1) has been taken
+// from the old W_l, update_weights(l, A_(l-1), its ld, dZ_l) steps W_l in place.
+struct NoWeightUpdate {
+  template <typename T>
+  void operator()(int, const T*, index_t, const T*) const {}
+};
+
+template <typename T, typename UpdateWeights = NoWeightUpdate>
+void backward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m,
+                    const T* x, index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad,
+                    const UpdateWeights* update_weights = nullptr) {
+  const KernelSet<T>& k = kernels<T>();
+  const int L = net.n_layers;
+  T* dz = buf.d[0];
+  T* other = buf.d[1];
+  for (int l = L - 1; l >= 0; --l) {
+    const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
+    const T* a_prev = l == 0 ? x : buf.a[l - 1];
+    const index_t ld_prev = l == 0 ? ldx : fan_in;
+    // dW_l = A_(l-1)^T dZ_l / m_eff
+    if (!update_weights)
+      k.gemm(true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz, fan_out, T(0),
+             grad + lay.w[l], fan_out, nullptr, Activation::identity);
+    k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
+    if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
+      k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out,
+             T(0), other, fan_in, nullptr, Activation::identity);
+    if (update_weights) (*update_weights)(l, a_prev, ld_prev, dz);
+    if (l == 0) break;
+    // dZ_(l-1) = dA_(l-1) * g'(.) in place
+    const int h = l - 1;
+    if (net.act == Activation::prelu)
+      k.prelu_backward(m, fan_in, buf.z[h], fan_in, params + lay.s[h], other, fan_in,
+                       grad + lay.s[h], m_eff);
+    else
+      k.act_backward(net.act, m, fan_in, buf.a[h], fan_in, other, fan_in);
+    T* t = dz;
+    dz = other;
+    other = t;
+  }
+}
+
+// Copies rows idx[0..m) of the strided matrix src into dst (m x src.cols, row-major); idx null
+// means rows first..first+m.
+template <typename T>
+void gather_rows(const Strided<T>& src, const std::int64_t* idx, index_t first, index_t m,
+                 T* dst) {
+  const index_t n = src.cols;
+  for (index_t r = 0; r < m; ++r) {
+    const index_t i = idx ? index_t(idx[r]) : first + r;
+    const T* s = src.data + i * src.rs;
+    T* d = dst + r * n;
+    if (src.cs == 1) {
+      std::memcpy(d, s, size_t(n) * sizeof(T));
+    } else {
+      for (index_t j = 0; j < n; ++j) d[j] = s[j * src.cs];
+    }
+  }
+}
+
+// Can the GEMM read the rows of src in place (unit column stride, rows not overlapping)?
+template <typename T>
+bool rows_in_place(const Strided<T>& src) {
+  return (src.cs == 1 || src.cols == 1) && (src.rows == 1 || src.rs >= src.cols);
+}
+template <typename T>
+index_t ld_in_place(const Strided<T>& src) {
+  return src.rows == 1 ? (src.cols > 0 ? src.cols : 1) : src.rs;
+}
+
+}  // namespace
+
+index_t n_params(const NetSpec& net) { return Layout(net).n_params; }
+index_t n_weights(const NetSpec& net) { return Layout(net).n_weights; }
+
+template <typename T>
+void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
+  const Layout lay(net);
+  const index_t n = X.rows, n_in = net.units[0], n_out = net.units[net.n_layers];
+  if (n == 0) return;
+  // Chunks of at least 1024 rows keep the GEMM efficient; about 2^20 elements per buffer keep
+  // the memory bounded (a few MiB) for any n.
+  const index_t widest = lay.widest_hidden > n_in ? lay.widest_hidden : n_in;
+  index_t chunk = (index_t(1) << 20) / (widest > 0 ? widest : 1);
+  if (chunk < 1024) chunk = 1024;
+  if (chunk > n) chunk = n;
+  const bool direct = rows_in_place(X);
+
+  Arena arena;
+  BatchBuffers<T> buf;
+  buf.reserve(arena, net, lay, chunk, false);
+  if (!direct) arena.reserve<T>(chunk * n_in);
+  arena.allocate();
+  buf.take(arena, net, lay, chunk, false);
+  T* xb = direct ? nullptr : arena.take<T>(chunk * n_in);
+
+  const KernelSet<T>& k = kernels<T>();
+  for (index_t r0 = 0; r0 < n; r0 += chunk) {
+    const index_t m = n - r0 < chunk ? n - r0 : chunk;
+    const T* x;
+    index_t ldx;
+    if (direct) {
+      x = X.data + r0 * X.rs;
+      ldx = ld_in_place(X);
+    } else {
+      gather_rows(X, nullptr, r0, m, xb);
+      x = xb;
+      ldx = n_in;
+    }
+    T* o = out + r0 * n_out;
+    forward_batch(net, lay, params, m, x, ldx, buf, o, n_out);
+    k.output_forward(net.out, m, n_out, o, n_out);
+  }
+}
+
+template <typename T>
+double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
+                 index_t sw_stride, double alpha, T* grad) {
+  const Layout lay(net);
+  const KernelSet<T>& k = kernels<T>();
+  const index_t m = X.rows, n_in = net.units[0], n_out = net.units[net.n_layers];
+  const bool x_direct = rows_in_place(X);
+  const bool y_direct = Y.cs == 1 || n_out == 1;
+  const bool sw_direct = sw == nullptr || sw_stride == 1;
+
+  Arena arena;
+  BatchBuffers<T> buf;
+  buf.reserve(arena, net, lay, m, true);
+  if (!x_direct) arena.reserve<T>(m * n_in);
+  if (!y_direct) arena.reserve<T>(m * n_out);
+  if (!sw_direct) arena.reserve<T>(m);
+  arena.reserve<double>(m);
+  arena.reserve<double>(reduce_blocks(lay.n_weights));
+  arena.allocate();
+  buf.take(arena, net, lay, m, true);
+
+  const T* x = X.data;
+  index_t ldx = ld_in_place(X);
+  if (!x_direct) {
+    T* xb = arena.take<T>(m * n_in);
+    gather_rows(X, nullptr, 0, m, xb);
+    x = xb;
+    ldx = n_in;
+  }
+  const T* y = Y.data;
+  index_t ldy = Y.rs;
+  if (!y_direct) {
+    T* yb = arena.take<T>(m * n_out);
+    gather_rows(Y, nullptr, 0, m, yb);
+    y = yb;
+    ldy = n_out;
+  }
+  const T* w = sw;
+  if (!sw_direct) {
+    T* wb = arena.take<T>(m);
+    for (index_t i = 0; i < m; ++i) wb[i] = sw[i * sw_stride];
+    w = wb;
+  }
+  double* row_loss = arena.take<double>(m);
+  double* partials = arena.take<double>(reduce_blocks(lay.n_weights));
+
+  double m_eff = double(m);
+  if (w) {
+    m_eff = 0.0;
+    for (index_t i = 0; i < m; ++i) m_eff += double(w[i]);
+  }
+
+  forward_batch(net, lay, params, m, x, ldx, buf, buf.z_out, n_out);
+  const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, y, ldy, w,
+                                         buf.d[0], n_out, row_loss);
+  backward_batch(net, lay, params, m, x, ldx, buf, T(m_eff), grad);
+  double loss = data / m_eff;
+  if (alpha != 0.0) {
+    const double sum_sq = k.sum_squares(lay.n_weights, params, partials);
+    loss += 0.5 * alpha * sum_sq / m_eff;
+    k.axpy(lay.n_weights, T(alpha / m_eff), params, grad);  // + alpha W / m
+  }
+  return loss;
+}
+
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts) {
+  const Layout lay(net);
+  const KernelSet<T>& k = kernels<T>();
+  const index_t n_in = net.units[0], n_out = net.units[net.n_layers];
+  const index_t rows = batch_size < n_order ? batch_size : n_order;
+  const index_t np = lay.n_params;
+
+  Arena arena;
+  BatchBuffers<T> buf;
+  buf.reserve(arena, net, lay, rows, true);
+  arena.reserve<T>(rows * n_in);   // gathered X rows
+  arena.reserve<T>(rows * n_out);  // gathered Y rows
+  arena.reserve<T>(rows);          // gathered sample weights
+  arena.reserve<T>(np);            // gradient
+  const index_t n_partials = reduce_blocks(np);  // >= any layer's reduce_blocks(fan_in * fan_out)
+  arena.reserve<double>(rows);
+  arena.reserve<double>(n_partials);
+  arena.allocate();
+  buf.take(arena, net, lay, rows, true);
+  T* xb = arena.take<T>(rows * n_in);
+  T* yb = arena.take<T>(rows * n_out);
+  T* wb = arena.take<T>(rows);
+  T* grad = arena.take<T>(np);
+  double* row_loss = arena.take<double>(rows);
+  double* partials = arena.take<double>(n_partials);
+  const bool want_sum_sq = opts.alpha != 0.0;
+  const bool sgd = opts.solver == Solver::sgd;
+  const index_t nw = lay.n_weights;
+  T* velocity = opt_state;                              // sgd
+  T* m1 = opt_state, *m2 = opt_state + np;              // adam
+
+  double accumulated = 0.0;
+  for (index_t start = 0; start < n_order; start += rows) {
+    const index_t m = n_order - start < rows ? n_order - start : rows;
+    const std::int64_t* idx = order + start;
+    gather_rows(X, idx, 0, m, xb);
+    gather_rows(Y, idx, 0, m, yb);
+    double m_eff = double(m);
+    if (sw) {
+      m_eff = 0.0;
+      for (index_t r = 0; r < m; ++r) {
+        wb[r] = sw[idx[r] * sw_stride];
+        m_eff += double(wb[r]);
+      }
+    }
+    const double l2 = opts.alpha / m_eff;
+    double lr_t = 0.0;
+    if (!sgd) {
+      opts.t += 1;
+      const double t = double(opts.t);
+      lr_t = opts.learning_rate * std::sqrt(1.0 - std::pow(opts.beta_2, t)) /
+             (1.0 - std::pow(opts.beta_1, t));
+    }
+
+    forward_batch(net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
+    const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
+                                           sw ? wb : nullptr, buf.d[0], n_out, row_loss);
+    double sum_sq = 0.0;
+    if (m <= kOuterMaxRows) {
+      // Small batch: each layer's weights are stepped as soon as back-propagation is past
+      // them, with their gradient formed on the fly; then the biases and slopes.
+      auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
+        const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
+        sum_sq += sgd ? k.sgd_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
+                                         T(m_eff), params + off, velocity + off,
+                                         opts.learning_rate, opts.momentum, opts.nesterov, l2,
+                                         want_sum_sq, partials)
+                      : k.adam_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
+                                          T(m_eff), params + off, m1 + off, m2 + off, lr_t,
+                                          opts.beta_1, opts.beta_2, opts.epsilon, l2,
+                                          want_sum_sq, partials);
+      };
+      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad, &update_weights);
+      if (sgd)
+        k.sgd_step(np - nw, 0, params + nw, grad + nw, velocity + nw, opts.learning_rate,
+                   opts.momentum, opts.nesterov, 0.0, nullptr);
+      else
+        k.adam_step(np - nw, 0, params + nw, grad + nw, m1 + nw, m2 + nw, lr_t, opts.beta_1,
+                    opts.beta_2, opts.epsilon, 0.0, nullptr);
+    } else {
+      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
+      double* p_sum = want_sum_sq ? partials : nullptr;
+      sum_sq = sgd ? k.sgd_step(np, nw, params, grad, velocity, opts.learning_rate,
+                                opts.momentum, opts.nesterov, l2, p_sum)
+                   : k.adam_step(np, nw, params, grad, m1, m2, lr_t, opts.beta_1, opts.beta_2,
+                                 opts.epsilon, l2, p_sum);
+    }
+    const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
+    accumulated += batch_loss * double(m);
+  }
+  return accumulated / double(n_order);
+}
+
+template void forward<float>(const NetSpec&, const float*, Strided<float>, float*);
+template void forward<double>(const NetSpec&, const double*, Strided<double>, double*);
+template double loss_grad<float>(const NetSpec&, const float*, Strided<float>, Strided<float>,
+                                 const float*, index_t, double, float*);
+template double loss_grad<double>(const NetSpec&, const double*, Strided<double>,
+                                  Strided<double>, const double*, index_t, double, double*);
+template double train_epoch<float>(const NetSpec&, float*, float*, Strided<float>,
+                                   Strided<float>, const float*, index_t, const std::int64_t*,
+                                   index_t, index_t, TrainOptions&);
+template double train_epoch<double>(const NetSpec&, double*, double*, Strided<double>,
+                                    Strided<double>, const double*, index_t,
+                                    const std::int64_t*, index_t, index_t, TrainOptions&);
+
+}  // namespace mlpfast

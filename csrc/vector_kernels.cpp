@@ -1,11 +1,437 @@
-// vector_kernels.cpp: element-wise kernels (activations over arrays, losses, optimizer updates),
-// compiled once per ISA level (see kernels.h).
+// vector_kernels.cpp: the element-wise kernels of training (activation derivatives, the fused
+// output loss, column sums, optimizer steps, finiteness checks), compiled once per ISA level
+// (see kernels.h). The formulas live in activations.h, losses.h and optimizers.h; this file
+// only lays the loops out over rows, columns and blocks and registers them in KernelSet<T>.
+//
+// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold, through
+// an explicit branch rather than an `if` clause, so small calls (batch size 1) never open a
+// parallel region. Threads split independent outputs only: rows for element-wise work and
+// per-row losses, column blocks for column sums, fixed kReduceBlock blocks for flat
+// reductions, whose partial sums are then added in block order. Results are therefore bitwise
+// identical for any thread count.
+//
+// Everything except register_vector has internal linkage (anonymous namespace).
+#include <cmath>
+
+#include "activations.h"
 #include "kernels.h"
+#include "losses.h"
+#include "optimizers.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {
+namespace {
 
-void register_vector(KernelSet<float>&, KernelSet<double>&) {}
+// Below this many elements a cheap element-wise pass (a few ns per 16 elements) is cheaper than
+// a parallel region: its fork/join costs microseconds on an idle machine and can cost
+// milliseconds on a loaded one, where the second thread waits for a time slice. Batch-1
+// training of a 784-100-10 network (80k parameters) thus stays on one thread.
+constexpr index_t kParallelElements = index_t(1) << 17;
+// The optimizer pass streams 5 arrays; it goes parallel for larger networks.
+constexpr index_t kParallelParams = index_t(1) << 18;
+// Transcendental work (an exp per element) pays for threads sooner.
+constexpr index_t kParallelTranscendental = index_t(1) << 12;
+// Column sums are split among threads in blocks of this many columns.
+constexpr index_t kColumnBlock = 128;
+
+// --- activation derivatives ------------------------------------------------------------------
+
+template <typename T, Activation kAct>
+inline void act_backward_row(index_t n, const T* __restrict a, T* __restrict dz) {
+#pragma omp simd
+  for (index_t j = 0; j < n; ++j) dz[j] *= act_derivative(kAct, a[j]);
+}
+
+template <typename T, Activation kAct>
+void act_backward_rows(index_t m, index_t n, const T* a, index_t lda, T* dz, index_t lddz) {
+  if (m * n >= kParallelElements) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) act_backward_row<T, kAct>(n, a + i * lda, dz + i * lddz);
+  } else {
+    for (index_t i = 0; i < m; ++i) act_backward_row<T, kAct>(n, a + i * lda, dz + i * lddz);
+  }
+}
+
+template <typename T>
+void act_backward(Activation act, index_t m, index_t n, const T* a, index_t lda, T* dz,
+                  index_t lddz) {
+  switch (act) {
+    case Activation::identity:
+    case Activation::prelu:  // network.cpp routes prelu to prelu_backward
+      return;
+    case Activation::logistic:
+      return act_backward_rows<T, Activation::logistic>(m, n, a, lda, dz, lddz);
+    case Activation::tanh:
+      return act_backward_rows<T, Activation::tanh>(m, n, a, lda, dz, lddz);
+    case Activation::relu:
+      return act_backward_rows<T, Activation::relu>(m, n, a, lda, dz, lddz);
+    case Activation::leaky_relu:
+      return act_backward_rows<T, Activation::leaky_relu>(m, n, a, lda, dz, lddz);
+    case Activation::softplus:
+      return act_backward_rows<T, Activation::softplus>(m, n, a, lda, dz, lddz);
+  }
+}
+
+// --- PReLU (the slope is a per-unit parameter, so it is not a GEMM epilogue) -------------------
+
+template <typename T>
+inline void prelu_forward_row(index_t n, const T* __restrict z, const T* __restrict slope,
+                              T* __restrict a) {
+#pragma omp simd
+  for (index_t j = 0; j < n; ++j) a[j] = prelu_forward(z[j], slope[j]);
+}
+
+template <typename T>
+void prelu_forward_rows(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* a,
+                        index_t lda) {
+  if (m * n >= kParallelElements) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) prelu_forward_row(n, z + i * ldz, slope, a + i * lda);
+  } else {
+    for (index_t i = 0; i < m; ++i) prelu_forward_row(n, z + i * ldz, slope, a + i * lda);
+  }
+}
+
+// Columns [j0, j1): dslope[j] = sum_i da[i,j] min(z[i,j], 0) / m_eff (rows in order), then
+// da[i,j] *= prelu'(z[i,j], slope[j]).
+template <typename T>
+void prelu_backward_columns(index_t j0, index_t j1, index_t m, const T* z, index_t ldz,
+                            const T* slope, T* da, index_t ldda, T* dslope, T m_eff) {
+  for (index_t j = j0; j < j1; ++j) dslope[j] = T(0);
+  for (index_t i = 0; i < m; ++i) {
+    const T* __restrict zi = z + i * ldz;
+    T* __restrict dai = da + i * ldda;
+#pragma omp simd
+    for (index_t j = j0; j < j1; ++j) {
+      const T zij = zi[j];
+      dslope[j] += dai[j] * (zij < T(0) ? zij : T(0));
+      dai[j] *= prelu_derivative(zij, slope[j]);
+    }
+  }
+  for (index_t j = j0; j < j1; ++j) dslope[j] /= m_eff;
+}
+
+template <typename T>
+void prelu_backward(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* da,
+                    index_t ldda, T* dslope, T m_eff) {
+  const index_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
+  if (m * n >= kParallelElements && blocks > 1) {
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < blocks; ++b) {
+      const index_t j0 = b * kColumnBlock, j1 = j0 + kColumnBlock < n ? j0 + kColumnBlock : n;
+      prelu_backward_columns(j0, j1, m, z, ldz, slope, da, ldda, dslope, m_eff);
+    }
+  } else {
+    prelu_backward_columns(index_t(0), n, m, z, ldz, slope, da, ldda, dslope, m_eff);
+  }
+}
+
+// --- column sums (intercept gradients) -------------------------------------------------------
+
+template <typename T>
+void column_sum_columns(index_t j0, index_t j1, index_t m, const T* dz, index_t lddz, T* db,
+                        T m_eff) {
+  for (index_t j = j0; j < j1; ++j) db[j] = T(0);
+  for (index_t i = 0; i < m; ++i) {
+    const T* __restrict row = dz + i * lddz;
+#pragma omp simd
+    for (index_t j = j0; j < j1; ++j) db[j] += row[j];
+  }
+  for (index_t j = j0; j < j1; ++j) db[j] /= m_eff;
+}
+
+template <typename T>
+void column_sum(index_t m, index_t n, const T* dz, index_t lddz, T* db, T m_eff) {
+  const index_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
+  if (m * n >= kParallelElements && blocks > 1) {
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < blocks; ++b) {
+      const index_t j0 = b * kColumnBlock, j1 = j0 + kColumnBlock < n ? j0 + kColumnBlock : n;
+      column_sum_columns(j0, j1, m, dz, lddz, db, m_eff);
+    }
+  } else {
+    column_sum_columns(index_t(0), n, m, dz, lddz, db, m_eff);
+  }
+}
+
+// --- output layer ----------------------------------------------------------------------------
+
+template <typename T>
+void output_forward(Output out, index_t m, index_t n, T* z, index_t ldz) {
+  if (out == Output::identity) return;
+  if (m * n >= kParallelTranscendental) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) output_forward_row(out, n, z + i * ldz);
+  } else {
+    for (index_t i = 0; i < m; ++i) output_forward_row(out, n, z + i * ldz);
+  }
+}
+
+template <typename T>
+inline double output_loss_grad_row(Output out, index_t n, const T* z, const T* y, T w, T* dz,
+                                   const LogProbClip<T>& clip) {
+  switch (out) {
+    case Output::identity: return squared_error_row(n, z, y, w, dz);
+    case Output::logistic: return binary_cross_entropy_row(n, z, y, w, dz, clip);
+    case Output::softmax: return categorical_cross_entropy_row(n, z, y, w, dz, clip);
+    case Output::exp: return poisson_row(n, z, y, w, dz);
+  }
+  return 0.0;
+}
+
+template <typename T>
+double output_loss_grad(Output out, index_t m, index_t n, const T* z, index_t ldz, const T* y,
+                        index_t ldy, const T* sw, T* dz, index_t lddz, double* row_loss) {
+  const LogProbClip<T> clip;
+  if (m * n >= kParallelTranscendental) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) {
+      const T w = sw ? sw[i] : T(1);
+      row_loss[i] =
+          double(w) * output_loss_grad_row(out, n, z + i * ldz, y + i * ldy, w, dz + i * lddz,
+                                           clip);
+    }
+  } else {
+    for (index_t i = 0; i < m; ++i) {
+      const T w = sw ? sw[i] : T(1);
+      row_loss[i] =
+          double(w) * output_loss_grad_row(out, n, z + i * ldz, y + i * ldy, w, dz + i * lddz,
+                                           clip);
+    }
+  }
+  double total = 0.0;  // in row order, whatever the threads did
+  for (index_t i = 0; i < m; ++i) total += row_loss[i];
+  return total;
+}
+
+// --- optimizers over the flat buffer, in fixed blocks ------------------------------------------
+
+// Runs step(lo, hi, with_l2) over block b of [0, n), cut at n_l2 (weights before, the rest
+// after); returns the block's sum of squares of the weights (0 when !want_sum).
+template <typename Step>
+inline double flat_block(index_t b, index_t n, index_t n_l2, const Step& step) {
+  const index_t lo = b * kReduceBlock;
+  const index_t hi = lo + kReduceBlock < n ? lo + kReduceBlock : n;
+  const index_t mid = n_l2 < lo ? lo : (n_l2 > hi ? hi : n_l2);
+  double s = 0.0;
+  if (lo < mid) s = step(lo, mid, true);
+  if (mid < hi) step(mid, hi, false);
+  return s;
+}
+
+template <typename Step>
+inline double flat_blocks(index_t n, index_t n_l2, double* partials, const Step& step) {
+  const index_t blocks = reduce_blocks(n);
+  if (n >= kParallelParams && blocks > 1) {
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < blocks; ++b) {
+      const double s = flat_block(b, n, n_l2, step);
+      if (partials) partials[b] = s;
+    }
+  } else {
+    for (index_t b = 0; b < blocks; ++b) {
+      const double s = flat_block(b, n, n_l2, step);
+      if (partials) partials[b] = s;
+    }
+  }
+  double total = 0.0;
+  if (partials)
+    for (index_t b = 0; b < blocks; ++b) total += partials[b];
+  return total;
+}
+
+template <typename T>
+double sgd_step(index_t n, index_t n_l2, T* p, const T* g, T* vel, double lr, double momentum,
+                bool nesterov, double l2, double* partials) {
+  const SgdCoeffs<T> c{T(lr), T(momentum), T(l2)};
+  const bool with_l2 = l2 != 0.0 || partials;
+  auto step = [&](index_t lo, index_t hi, bool weights) -> double {
+    if (weights && with_l2)
+      return nesterov ? sgd_range<T, true, true>(lo, hi, p, g, vel, c)
+                      : sgd_range<T, false, true>(lo, hi, p, g, vel, c);
+    return nesterov ? sgd_range<T, true, false>(lo, hi, p, g, vel, c)
+                    : sgd_range<T, false, false>(lo, hi, p, g, vel, c);
+  };
+  return flat_blocks(n, n_l2, partials, step);
+}
+
+template <typename T>
+double adam_step(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double lr_t,
+                 double beta_1, double beta_2, double epsilon, double l2, double* partials) {
+  const AdamCoeffs<T> c{T(lr_t), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
+                        T(epsilon), T(l2)};
+  const bool with_l2 = l2 != 0.0 || partials;
+  auto step = [&](index_t lo, index_t hi, bool weights) -> double {
+    if (weights && with_l2) return adam_range<T, true>(lo, hi, p, g, m, v, c);
+    return adam_range<T, false>(lo, hi, p, g, m, v, c);
+  };
+  return flat_blocks(n, n_l2, partials, step);
+}
+
+// Small-batch weight steps: W, flattened, is walked in the fixed kReduceBlock blocks of the flat
+// steps (threads split blocks; block sums of W^2 are added in block order), each block in
+// chunks of kOuterChunk elements that stay in L1: the chunk's gradient
+// g[e] = sum_r a[r,i] dz[r,j] / m_eff, e = i * fan_out + j, is formed row segment by row
+// segment, then the step runs over the whole chunk (one vector loop per chunk, not per row of W:
+// rows are short, e.g. 10 or 100 units).
+constexpr index_t kOuterChunk = 1024;
+
+template <typename T, typename Step>
+double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                    const T* dz, index_t lddz, T m_eff, double* partials, const Step& step) {
+  const index_t n = fan_in * fan_out;
+  const index_t blocks = reduce_blocks(n);
+  const T inv_m = T(1) / m_eff;  // as the GEMM path's alpha = 1 / m_eff
+  auto block = [&](index_t b) -> double {
+    T g[kOuterChunk];
+    double s = 0.0;
+    const index_t hi = (b + 1) * kReduceBlock < n ? (b + 1) * kReduceBlock : n;
+    for (index_t c0 = b * kReduceBlock; c0 < hi; c0 += kOuterChunk) {
+      const index_t c1 = c0 + kOuterChunk < hi ? c0 + kOuterChunk : hi;
+      for (index_t e = c0; e < c1;) {  // row segments of the chunk
+        const index_t i = e / fan_out, j0 = e - i * fan_out;
+        const index_t len = fan_out - j0 < c1 - e ? fan_out - j0 : c1 - e;
+        T* __restrict gs = g + (e - c0);
+        const T a0 = a[i];
+        const T* __restrict dz0 = dz + j0;
+#pragma omp simd
+        for (index_t j = 0; j < len; ++j) gs[j] = a0 * dz0[j];
+        for (index_t r = 1; r < m; ++r) {
+          const T ar = a[r * lda + i];
+          const T* __restrict dzr = dz + r * lddz + j0;
+#pragma omp simd
+          for (index_t j = 0; j < len; ++j) gs[j] += ar * dzr[j];
+        }
+        e += len;
+      }
+      if (inv_m != T(1)) {
+#pragma omp simd
+        for (index_t j = 0; j < c1 - c0; ++j) g[j] *= inv_m;
+      }
+      s += step(c0, c1 - c0, g);
+    }
+    return s;
+  };
+  if (n >= kParallelParams && blocks > 1) {
+#pragma omp parallel for schedule(static)
+    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
+  } else {
+    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
+  }
+  double total = 0.0;
+  for (index_t b = 0; b < blocks; ++b) total += partials[b];
+  return total;
+}
+
+template <typename T>
+double sgd_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                      const T* dz, index_t lddz, T m_eff, T* W, T* vel, double lr,
+                      double momentum, bool nesterov, double l2, bool want_sum_sq,
+                      double* partials) {
+  const SgdCoeffs<T> c{T(lr), T(momentum), T(l2)};
+  const bool with_l2 = l2 != 0.0 || want_sum_sq;
+  auto step = [&](index_t off, index_t len, const T* g) -> double {
+    T* p = W + off;
+    T* v = vel + off;
+    if (with_l2)
+      return nesterov ? sgd_range<T, true, true>(0, len, p, g, v, c)
+                      : sgd_range<T, false, true>(0, len, p, g, v, c);
+    return nesterov ? sgd_range<T, true, false>(0, len, p, g, v, c)
+                    : sgd_range<T, false, false>(0, len, p, g, v, c);
+  };
+  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
+  return want_sum_sq ? s : 0.0;
+}
+
+template <typename T>
+double adam_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                       const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
+                       double beta_1, double beta_2, double epsilon, double l2, bool want_sum_sq,
+                       double* partials) {
+  const AdamCoeffs<T> c{T(lr_t), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
+                        T(epsilon), T(l2)};
+  const bool with_l2 = l2 != 0.0 || want_sum_sq;
+  auto step = [&](index_t off, index_t len, const T* g) -> double {
+    if (with_l2) return adam_range<T, true>(0, len, W + off, g, m1 + off, m2 + off, c);
+    return adam_range<T, false>(0, len, W + off, g, m1 + off, m2 + off, c);
+  };
+  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
+  return want_sum_sq ? s : 0.0;
+}
+
+template <typename T>
+double sum_squares(index_t n, const T* x, double* partials) {
+  auto step = [&](index_t lo, index_t hi, bool) -> double {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (index_t i = lo; i < hi; ++i) s += double(x[i]) * double(x[i]);
+    return s;
+  };
+  return flat_blocks(n, n, partials, step);
+}
+
+template <typename T>
+void axpy(index_t n, T alpha, const T* x, T* y) {
+  if (n >= kParallelElements) {
+#pragma omp parallel for simd schedule(static)
+    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  } else {
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  }
+}
+
+// --- input validation ------------------------------------------------------------------------
+
+// x * 0 is 0 for finite x and NaN for inf or NaN; a sum of them is 0 iff all are finite.
+// (Vectorizes without -ffast-math, which would fold x * 0 to 0: we never use it.)
+template <typename T>
+inline bool row_finite(index_t n, const T* x, index_t cs) {
+  T acc = T(0);
+  if (cs == 1) {
+#pragma omp simd reduction(+ : acc)
+    for (index_t j = 0; j < n; ++j) acc += x[j] * T(0);
+  } else {
+    for (index_t j = 0; j < n; ++j) acc += x[j * cs] * T(0);
+  }
+  return acc == T(0);
+}
+
+template <typename T>
+bool all_finite(index_t m, index_t n, const T* x, index_t rs, index_t cs) {
+  bool ok = true;
+  if (m * n >= kParallelElements) {
+#pragma omp parallel for schedule(static) reduction(&& : ok)
+    for (index_t i = 0; i < m; ++i) ok = row_finite(n, x + i * rs, cs) && ok;
+  } else {
+    for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);
+  }
+  return ok;
+}
+
+template <typename T>
+void fill(KernelSet<T>& k) {
+  k.act_backward = &act_backward<T>;
+  k.prelu_forward = &prelu_forward_rows<T>;
+  k.prelu_backward = &prelu_backward<T>;
+  k.column_sum = &column_sum<T>;
+  k.output_forward = &output_forward<T>;
+  k.output_loss_grad = &output_loss_grad<T>;
+  k.sgd_step = &sgd_step<T>;
+  k.adam_step = &adam_step<T>;
+  k.sgd_step_outer = &sgd_step_outer<T>;
+  k.adam_step_outer = &adam_step_outer<T>;
+  k.sum_squares = &sum_squares<T>;
+  k.axpy = &axpy<T>;
+  k.all_finite = &all_finite<T>;
+}
+
+}  // namespace
+
+void register_vector(KernelSet<float>& f32, KernelSet<double>& f64) {
+  fill(f32);
+  fill(f64);
+}
 
 }  // namespace MLPFAST_ISA_NS
 }  // namespace mlpfast

@@ -1,0 +1,89 @@
+"""One epoch through the C++ core (mlpfast._core.train_epoch) next to the NumPy baseline
+(mlpfast.reference.train_epoch), same data, same initial weights, measured in one run.
+
+- the lecture's 784-500-500-10 ReLU network, Adam, batch 100, 20,000 synthetic samples,
+  float32 and float64;
+- batch-1 SGD (momentum, Nesterov) on 784-100-10, 3,000 samples: samples per second, where the
+  per-sample overhead decides.
+
+Run:  python -m pytest bench/bench_core.py --benchmark-group-by=group
+Compare the medians inside each group (the machine is shared and noisy); extra_info["samples"]
+turns times into samples per second. On a loaded 2-core machine a 2-thread run mostly measures
+OpenMP/OpenBLAS barriers waiting for a time slice (epochs vary 1 s .. 12 s); compare one thread
+each there:  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest bench/bench_core.py
+"""
+
+import numpy as np
+import pytest
+
+from mlpfast import _core, reference
+
+ENGINES = {"core": _core.train_epoch, "numpy": reference.train_epoch}
+
+
+def synthetic(n, n_features, n_classes, dtype, seed=0):
+    """Gaussian blobs around random class centres (learnable, not trivial); one-hot targets."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, n_features))
+    y = rng.integers(0, n_classes, n)
+    X = (2.0 * rng.standard_normal((n, n_features)) + centres[y]).astype(dtype)
+    Y = np.eye(n_classes, dtype=dtype)[y]
+    return X, Y
+
+
+def glorot(units, dtype, seed=0):
+    """Flat parameters drawn as scikit-learn draws them (Glorot uniform)."""
+    rng = np.random.RandomState(seed)
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).ravel())
+        intercepts.append(rng.uniform(-bound, bound, fan_out))
+    return np.concatenate(coefs + intercepts).astype(dtype)
+
+
+LECTURE = (784, 500, 500, 10)
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
+def lecture_data(request):
+    X, Y = synthetic(20_000, 784, 10, request.param)
+    return request.param, X, Y
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
+    dtype, X, Y = lecture_data
+    params = glorot(LECTURE, dtype)
+    state = np.zeros(2 * params.size, dtype)
+    order = np.random.default_rng(1).permutation(len(X))
+    train = ENGINES[engine]
+    t = [0]
+
+    def epoch():
+        _, t[0] = train(params, state, LECTURE, "relu", "softmax", X, Y, None, order, 100,
+                        solver="adam", alpha=1e-4, learning_rate=1e-3, t=t[0])
+
+    benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
+    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
+    dtype = np.float32
+    units = (784, 100, 10)
+    X, Y = synthetic(3_000, 784, 10, dtype, seed=2)
+    params = glorot(units, dtype)
+    velocity = np.zeros(params.size, dtype)
+    order = np.random.default_rng(3).permutation(len(X))
+    train = ENGINES[engine]
+
+    def epoch():
+        train(params, velocity, units, "relu", "softmax", X, Y, None, order, 1, solver="sgd",
+              alpha=1e-4, learning_rate=1e-3, momentum=0.9, nesterov=True)
+
+    benchmark.group = "epoch 784-100-10 sgd batch 1 float32"
+    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["samples_per_s"] = len(X) / benchmark.stats.stats.median

@@ -1,0 +1,70 @@
+// network.h: forward, back-propagation and one training epoch over the layer stack.
+//
+// Contract: mlpfast.reference.forward / loss_grad / train_epoch, on raw pointers (bindings.cpp
+// has checked every shape, dtype and value before calling; nothing here throws on bad input).
+// Parameters and optimizer state are flat buffers in scikit-learn's packing order:
+//   params = [W1, ..., WL, b1, ..., bL, s1, ..., s(L-1)]  (slopes only for prelu)
+//   sgd state = velocity (n_params), adam state = [m, v] (2 n_params)
+// with W_l of shape (units[l-1], units[l]) row-major.
+//
+// Reference: Rumelhart, Hinton & Williams, "Learning representations by back-propagating
+// errors", Nature 1986; Goodfellow, Bengio & Courville, Deep Learning (2016), ch. 6.5.
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace mlpfast {
+
+// A network's shape: units[0..n_layers], n_layers = number of weight layers (>= 1).
+struct NetSpec {
+  const index_t* units;
+  int n_layers;
+  Activation act;
+  Output out;
+};
+
+// Length of the flat parameter buffer (with PReLU slopes when act == prelu).
+index_t n_params(const NetSpec& net);
+// Length of the weights' part of it (the parameters the L2 penalty applies to).
+index_t n_weights(const NetSpec& net);
+
+// A read-only strided matrix: element (i, j) at data[i * rs + j * cs].
+template <typename T>
+struct Strided {
+  const T* data;
+  index_t rows, cols, rs, cs;
+};
+
+enum class Solver { sgd, adam };
+
+struct TrainOptions {
+  Solver solver = Solver::adam;
+  double alpha = 0.0;
+  double learning_rate = 1e-3;  // sgd: the current rate; adam: learning_rate_init
+  double momentum = 0.9;
+  bool nesterov = true;
+  double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8;
+  std::int64_t t = 0;  // Adam steps taken so far; updated
+};
+
+// out (X.rows x units[L], row-major) = the network's output for the rows of X. Works in chunks
+// of rows, so the workspace stays bounded whatever X.rows is.
+template <typename T>
+void forward(const NetSpec& net, const T* params, Strided<T> X, T* out);
+
+// Loss on the batch (X, Y, sample weights sw of stride sw_stride, or null) and its gradient
+// (grad: n_params entries), L2 penalty alpha included. X.rows >= 1.
+template <typename T>
+double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
+                 index_t sw_stride, double alpha, T* grad);
+
+// One epoch of mini-batch training over batches of `order` (n_order >= 1, entries in
+// [0, X.rows)), updating params and opt_state in place. Returns the epoch loss (the batch losses
+// weighted by batch length, over n_order); opts.t is advanced by the Adam steps taken.
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts);
+
+}  // namespace mlpfast
