@@ -142,8 +142,19 @@ class _FlatParamsMixin:
         super().__setstate__(state)
         params = self.__dict__.get("_params")
         if params is not None and "coefs_" not in self.__dict__:
+            if params.base is not None or not params.flags.writeable:
+                # e.g. joblib's aligned or memory-mapped arrays: the core needs to own and write
+                # the buffer, and the views must have it as their base.
+                owned = np.array(params, order="C", copy=True)
+                if self.__dict__.get("_best_params") is params:
+                    self._best_params = owned
+                params = owned
             units = self._layer_units
             self._bind(params, units, params.size != n_params(units, ""))
+        for name in ("_opt_state", "_best_params"):
+            array = self.__dict__.get(name)
+            if array is not None and array is not params and not array.flags.writeable:
+                setattr(self, name, array.copy())
 
     # --- validation: dense only -----------------------------------------------------------------
 
