@@ -312,6 +312,15 @@ def test_pickle_round_trip(dump, tmp_path):
     assert_flat(loaded)
 
 
+def test_unpickled_input_arrays():
+    # An unpickled array's dtype is an equal but distinct instance of numpy's float64.
+    X, sw = pickle.loads(pickle.dumps((X_DIG, SW_DIG)))
+    assert X.dtype == np.float64
+    model = _quiet(MLPClassifier(**COMMON).fit, X, Y_DIG, sample_weight=sw)
+    direct = _quiet(MLPClassifier(**COMMON).fit, X_DIG, Y_DIG, sample_weight=SW_DIG)
+    assert_array_equal(model.predict_proba(X), direct.predict_proba(X_DIG))
+
+
 # --- divergence and Ctrl-C ------------------------------------------------------------------
 
 

@@ -60,9 +60,16 @@ def _reject_sparse(X):
 
 
 def _float_dtype(*dtypes):
-    """numpy's result type of the operands, if float32/float64, else float64 (as X @ W gives)."""
-    dtype = np.result_type(*dtypes)
-    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    """numpy's result type of the operands, if float32/float64, else float64 (as X @ W gives).
+    Always numpy's own dtype instance (an unpickled array carries an equal but distinct one)."""
+    return np.dtype(np.float32 if np.result_type(*dtypes) == np.float32 else np.float64)
+
+
+def _owned_copy(array):
+    """A C-contiguous, writeable copy that owns its memory, with numpy's own dtype instance."""
+    out = np.empty(array.shape, dtype=_float_dtype(array.dtype))
+    out[...] = array
+    return out
 
 
 def _all_finite(a):
@@ -142,19 +149,16 @@ class _FlatParamsMixin:
         super().__setstate__(state)
         params = self.__dict__.get("_params")
         if params is not None and "coefs_" not in self.__dict__:
-            if params.base is not None or not params.flags.writeable:
-                # e.g. joblib's aligned or memory-mapped arrays: the core needs to own and write
-                # the buffer, and the views must have it as their base.
-                owned = np.array(params, order="C", copy=True)
-                if self.__dict__.get("_best_params") is params:
-                    self._best_params = owned
-                params = owned
+            # Own the loaded buffers (joblib hands out aligned views, or read-only memory maps):
+            # the core writes them in place, and the views need the buffer as their base.
+            best = self.__dict__.get("_best_params")
+            params = _owned_copy(params)
+            if best is not None:
+                self._best_params = params if best is self.__dict__["_params"] else _owned_copy(best)
+            if self.__dict__.get("_opt_state") is not None:
+                self._opt_state = _owned_copy(self._opt_state)
             units = self._layer_units
             self._bind(params, units, params.size != n_params(units, ""))
-        for name in ("_opt_state", "_best_params"):
-            array = self.__dict__.get(name)
-            if array is not None and array is not params and not array.flags.writeable:
-                setattr(self, name, array.copy())
 
     # --- validation: dense only -----------------------------------------------------------------
 
