@@ -9,8 +9,9 @@
 
 All three do the same work: alpha=0 (torch's Adam/SGD have no L2 term here), float32, the
 library's default threads -- except torch at batch size 1, which runs on one thread (its fastest
-setting for tiny ops: with more, thread hand-offs dominate and, on a loaded machine, explode). torch is optional (skipped when absent). mlpfast runs on whatever
-backend mlpfast._engine selected (MLPFAST_ENGINE=reference measures the NumPy reference).
+setting for tiny ops: with more, thread hand-offs dominate and, on a loaded machine, explode).
+torch is optional (skipped when absent). mlpfast runs on whatever backend mlpfast._engine
+selected (MLPFAST_ENGINE=reference measures the NumPy reference).
 
 Run:  python -m pytest bench/bench_estimators.py --benchmark-group-by=group
 A ratio table (medians, same run) is printed at the end.
@@ -53,8 +54,12 @@ CASES = {
 
 def _sklearn_like(cls, case):
     params = dict(
-        hidden_layer_sizes=case["hidden"], solver=case["solver"], learning_rate_init=case["lr"],
-        batch_size=case["batch"], alpha=0.0, random_state=0,
+        hidden_layer_sizes=case["hidden"],
+        solver=case["solver"],
+        learning_rate_init=case["lr"],
+        batch_size=case["batch"],
+        alpha=0.0,
+        random_state=0,
     )
     if case["solver"] == "sgd":
         params.update(momentum=0.0, nesterovs_momentum=False)
@@ -153,4 +158,3 @@ def test_epoch(benchmark, ratio_table, group, library):
         median = benchmark.stats.stats.median
         ratio_table.setdefault(group, {})[library] = median
         benchmark.extra_info["samples_per_s"] = len(X) / median
-

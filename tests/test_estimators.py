@@ -35,7 +35,9 @@ X_REG, Y_REG = make_regression(n_samples=200, n_features=12, n_targets=1, noise=
 Y_REG = (Y_REG - Y_REG.mean()) / Y_REG.std()
 X_MO, Y_MO = make_regression(n_samples=150, n_features=8, n_targets=3, random_state=1)
 Y_MO = Y_MO / Y_MO.std(axis=0)
-X_ML, Y_ML = make_multilabel_classification(n_samples=150, n_features=10, n_classes=4, random_state=2)
+X_ML, Y_ML = make_multilabel_classification(
+    n_samples=150, n_features=10, n_classes=4, random_state=2
+)
 X_ML = X_ML / X_ML.max()
 RNG = np.random.RandomState(3)
 X_POI = RNG.uniform(-1, 1, size=(200, 6))
@@ -67,7 +69,9 @@ def assert_same_model(ours, theirs, X):
             assert ours.validation_scores_ is None
         else:
             assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=RTOL)
-    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
         assert a.dtype == b.dtype == np.float64
         assert_allclose(a, b, rtol=RTOL, atol=ATOL)
     if hasattr(theirs, "predict_proba"):
@@ -85,7 +89,7 @@ def assert_flat(model):
     parts = model.coefs_ + model.intercepts_ + getattr(model, "prelu_slopes_", [])
     assert all(p.base is params for p in parts)
     activation = "prelu" if hasattr(model, "prelu_slopes_") else model.activation
-    coefs, intercepts, slopes = reference.unpack(params, model._layer_units, activation)
+    coefs, intercepts, _ = reference.unpack(params, model._layer_units, activation)
     for a, b in zip(model.coefs_ + model.intercepts_, coefs + intercepts, strict=True):
         assert np.shares_memory(a, b) and a.shape == b.shape
         assert a.__array_interface__["data"] == b.__array_interface__["data"]
@@ -123,7 +127,9 @@ CLASSIFIER_CASES = {
         Y_DIG,
     ),
     "early-stopping-multilabel-sgd": (
-        dict(early_stopping=True, solver="sgd", max_iter=15), X_ML, Y_ML
+        dict(early_stopping=True, solver="sgd", max_iter=15),
+        X_ML,
+        Y_ML,
     ),
 }
 
@@ -204,8 +210,13 @@ def test_warm_start_after_early_stopping_matches_sklearn():
     # scikit-learn's quirk: after restoring the best weights, its "best" arrays are the live
     # weights until a later epoch beats the best score. mlpfast reproduces it.
     params = dict(
-        hidden_layer_sizes=(8,), random_state=0, early_stopping=True, warm_start=True,
-        max_iter=6, n_iter_no_change=2, learning_rate_init=0.05,
+        hidden_layer_sizes=(8,),
+        random_state=0,
+        early_stopping=True,
+        warm_start=True,
+        max_iter=6,
+        n_iter_no_change=2,
+        learning_rate_init=0.05,
     )
     ours, theirs = MLPClassifier(**params), sknn.MLPClassifier(**params)
     for _ in range(3):
@@ -238,8 +249,10 @@ def test_float32_trains_in_float32(Est, solver):
     assert m32._params.dtype == np.float32
     assert all(a.dtype == np.float32 for a in m32.coefs_ + m32.intercepts_)
     assert_flat(m32)
-    out32 = m32.predict_proba(X.astype(np.float32)) if Est is MLPClassifier else m32.predict(
-        X.astype(np.float32)
+    out32 = (
+        m32.predict_proba(X.astype(np.float32))
+        if Est is MLPClassifier
+        else m32.predict(X.astype(np.float32))
     )
     assert out32.dtype == np.float32
     out64 = m64.predict_proba(X) if Est is MLPClassifier else m64.predict(X)
@@ -326,8 +339,14 @@ def test_unpickled_input_arrays():
 
 def test_divergence_raises_and_keeps_last_finite_weights():
     params = dict(
-        hidden_layer_sizes=(20,), activation="identity", solver="sgd", learning_rate_init=0.3,
-        momentum=0.9, random_state=0, max_iter=60, shuffle=False,
+        hidden_layer_sizes=(20,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=0.3,
+        momentum=0.9,
+        random_state=0,
+        max_iter=60,
+        shuffle=False,
     )
     model = MLPRegressor(**params)
     with warnings.catch_warnings():
@@ -346,8 +365,13 @@ def test_divergence_raises_and_keeps_last_finite_weights():
 def test_divergence_with_early_stopping_behaves_as_sklearn():
     # scikit-learn keeps training and restores the best (finite) weights: no error.
     params = dict(
-        hidden_layer_sizes=20, activation="identity", solver="sgd", learning_rate_init=1,
-        max_iter=12, early_stopping=True, random_state=0,
+        hidden_layer_sizes=20,
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=12,
+        early_stopping=True,
+        random_state=0,
     )
     X, y = load_digits(n_class=3, return_X_y=True)
     with warnings.catch_warnings():
@@ -444,18 +468,42 @@ def test_engine_calls_keep_the_contract(Est, dtype, solver, monkeypatch):
         assert all(type(u) is int for u in layer_units)
         return reference.forward(params, layer_units, activation, out_activation, X)
 
-    def checked_loss_grad(params, layer_units, activation, out_activation, X, Y, sw=None, alpha=0.0):
+    def checked_loss_grad(
+        params, layer_units, activation, out_activation, X, Y, sw=None, alpha=0.0
+    ):
         _check_arrays(dtype, params, X, Y, sw)
         assert Y.ndim == 2 and type(alpha) is float
         return reference.loss_grad(params, layer_units, activation, out_activation, X, Y, sw, alpha)
 
-    def checked_train_epoch(params, opt_state, layer_units, activation, out_activation, X, Y, sw,
-                            order, batch_size, **kw):
+    def checked_train_epoch(
+        params,
+        opt_state,
+        layer_units,
+        activation,
+        out_activation,
+        X,
+        Y,
+        sw,
+        order,
+        batch_size,
+        **kw,
+    ):
         _check_arrays(dtype, params, opt_state, X, Y, sw, writeable=(params, opt_state))
         assert order.dtype == np.intp and order.flags.c_contiguous and type(batch_size) is int
         assert all(type(v) in (float, int, bool, str) for v in kw.values())
-        return reference.train_epoch(params, opt_state, layer_units, activation, out_activation,
-                                     X, Y, sw, order, batch_size, **kw)
+        return reference.train_epoch(
+            params,
+            opt_state,
+            layer_units,
+            activation,
+            out_activation,
+            X,
+            Y,
+            sw,
+            order,
+            batch_size,
+            **kw,
+        )
 
     monkeypatch.setattr(_engine, "forward", checked_forward)
     monkeypatch.setattr(_engine, "loss_grad", checked_loss_grad)

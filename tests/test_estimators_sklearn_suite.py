@@ -31,7 +31,9 @@ def global_random_seed():
 def _load():
     source = _SOURCE.read_text()
     if _IMPORT not in source:  # pragma: no cover - a scikit-learn whose test file changed
-        pytest.skip(f"{_SOURCE} no longer imports the estimators as expected", allow_module_level=True)
+        pytest.skip(
+            f"{_SOURCE} no longer imports the estimators as expected", allow_module_level=True
+        )
     source = source.replace(_IMPORT, "from mlpfast import MLPClassifier, MLPRegressor")
     module = types.ModuleType("sklearn_test_mlp_on_mlpfast")
     module.__file__ = str(_SOURCE)

@@ -1,6 +1,5 @@
 """scikit-learn's estimator API conformance checks, for both estimators and every solver."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlpfast import MLPClassifier, MLPRegressor

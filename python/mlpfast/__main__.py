@@ -31,7 +31,8 @@ class _Progress(io.TextIOBase):
     def write(self, text):
         for match in re.finditer(r"Iteration (\d+), loss = ([-+.\deEnaif]+)", text):
             self.epochs = int(match.group(1))
-            line = f"  {self.label:<12} epoch {self.epochs:>4}/{self.max_iter}  loss {float(match.group(2)):.5f}"
+            loss = float(match.group(2))
+            line = f"  {self.label:<12} epoch {self.epochs:>4}/{self.max_iter}  loss {loss:.5f}"
             if self.out.isatty():  # one line, updated in place
                 self.out.write("\r" + line)
             elif self.epochs % max(1, self.max_iter // 10) == 0:  # logs: every tenth of the run
@@ -111,7 +112,10 @@ def main(argv=None):
         samples = epochs * len(X_train) if args.solver != "lbfgs" else None
         rows.append((label, model, seconds, epochs, samples))
 
-    print(f"\n  {'':<12} {'epochs':>6} {'fit [s]':>8} {'ms/epoch':>9} {'samples/s':>10} {'test acc':>8}")
+    print(
+        f"\n  {'':<12} {'epochs':>6} {'fit [s]':>8} {'ms/epoch':>9} {'samples/s':>10} "
+        f"{'test acc':>8}"
+    )
     for label, model, seconds, epochs, samples in rows:
         rate = f"{samples / seconds:>10.0f}" if samples else f"{'-':>10}"
         print(
@@ -123,7 +127,8 @@ def main(argv=None):
         speedup = (t_theirs / max(e_theirs, 1)) / (t_ours / max(e_ours, 1))
         diff = np.abs(ours.predict_proba(X_test) - theirs.predict_proba(X_test)).max()
         print(
-            f"\n  speed-up per epoch over scikit-learn: {speedup:.1f}x; max |predict_proba difference| = "
+            f"\n  speed-up per epoch over scikit-learn: {speedup:.1f}x; "
+            "max |predict_proba difference| = "
             f"{diff:.2e}{' (float32)' if args.float32 else ''}"
         )
     return 0

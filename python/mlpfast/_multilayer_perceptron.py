@@ -1,4 +1,4 @@
-"""MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators, with mlpfast's core doing the numbers.
+"""MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators, mlpfast's core doing the numbers.
 
 Both subclass the estimators of ``sklearn.neural_network``. Everything that is not arithmetic is
 inherited unchanged: parameters and their validation, input checks, label encoding, ``fit`` /
@@ -121,7 +121,9 @@ class _FlatParamsMixin:
             dtype=_float_dtype(*(p.dtype for p in parts)),
         )
         self._bind(params, layer_units, bool(slopes))
-        for view, value in zip(chain(self.coefs_, self.intercepts_, slopes and self.prelu_slopes_), parts):
+        for view, value in zip(
+            chain(self.coefs_, self.intercepts_, slopes and self.prelu_slopes_), parts
+        ):
             view[...] = value
         return params
 
@@ -154,7 +156,9 @@ class _FlatParamsMixin:
             best = self.__dict__.get("_best_params")
             params = _owned_copy(params)
             if best is not None:
-                self._best_params = params if best is self.__dict__["_params"] else _owned_copy(best)
+                self._best_params = (
+                    params if best is self.__dict__["_params"] else _owned_copy(best)
+                )
             if self.__dict__.get("_opt_state") is not None:
                 self._opt_state = _owned_copy(self._opt_state)
             units = self._layer_units
@@ -333,6 +337,7 @@ class _FlatParamsMixin:
         )
         # The last finite state, so that a diverging fit leaves a usable model.
         finite_params, finite_opt_state = params.copy(), opt_state.copy()
+        finite_t = getattr(optimizer, "t", 0)
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -364,6 +369,7 @@ class _FlatParamsMixin:
                 if _all_finite(params):
                     np.copyto(finite_params, params)
                     np.copyto(finite_opt_state, opt_state)
+                    finite_t = t
                 elif not early_stopping:
                     # scikit-learn would train on in NaN until max_iter, then raise.
                     break
@@ -377,9 +383,7 @@ class _FlatParamsMixin:
 
                 # update no_improvement_count based on training loss or
                 # validation score according to early_stopping
-                self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
-                )
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
 
                 # for learning rate that needs to be updated at iteration end
                 optimizer.iteration_ends(self.t_)
@@ -390,8 +394,7 @@ class _FlatParamsMixin:
                     if early_stopping:
                         msg = (
                             "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
+                            "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
                         )
                     else:
                         msg = (
@@ -427,6 +430,8 @@ class _FlatParamsMixin:
         if not _all_finite(params):
             np.copyto(params, finite_params)
             np.copyto(opt_state, finite_opt_state)
+            if solver == "adam":
+                optimizer.t = finite_t
             raise ValueError(_NON_FINITE_MSG)
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
