@@ -6,6 +6,7 @@ rounding (exactly, with MLPFAST_ENGINE=reference). Also checked: the flat parame
 float32 end to end, divergence, Ctrl-C, pickling, dense-only input, the extra activations.
 """
 
+import copy
 import pickle
 import warnings
 
@@ -306,15 +307,18 @@ def test_coefs_are_live_views():
     assert_flat(model)
 
 
-@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+@pytest.mark.parametrize("dump", ["pickle", "joblib", "joblib-mmap", "deepcopy"])
 def test_pickle_round_trip(dump, tmp_path):
     model = MLPClassifier(activation="prelu", solver="sgd", **COMMON)
     _quiet(model.fit, X_DIG, Y_DIG)
     if dump == "pickle":
         loaded = pickle.loads(pickle.dumps(model))
-    else:
+    elif dump == "deepcopy":
+        loaded = copy.deepcopy(model)
+        assert not np.shares_memory(loaded._params, model._params)
+    else:  # memory-mapped arrays load read-only: the model must still train in place
         joblib.dump(model, tmp_path / "m.joblib")
-        loaded = joblib.load(tmp_path / "m.joblib")
+        loaded = joblib.load(tmp_path / "m.joblib", mmap_mode="r" if "mmap" in dump else None)
     assert_flat(loaded)
     assert_array_equal(loaded.predict_proba(X_DIG), model.predict_proba(X_DIG))
     assert_array_equal(loaded._opt_state, model._opt_state)
