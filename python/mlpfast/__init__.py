@@ -1,7 +1,7 @@
 """mlpfast: multi-layer perceptrons with scikit-learn's interface and a fast C++ core."""
 
-from . import _core
+from ._multilayer_perceptron import MLPClassifier, MLPRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]

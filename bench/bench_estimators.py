@@ -1,0 +1,160 @@
+"""The estimators end to end: mlpfast's MLPClassifier vs scikit-learn's vs a PyTorch CPU loop.
+
+- lecture: the lecture's 784-500-500-10 ReLU network, Adam (lr 1e-3), batch 100, 20,000 samples
+  of synthetic 10-class float32 data: seconds per training epoch (one ``partial_fit`` over the
+  data: shuffle, all batches, the between-epoch bookkeeping). Target: >= 4x scikit-learn and
+  faster than torch.
+- batch1: plain SGD (no momentum, lr 0.01) with batch size 1 on 784-100-10, 2,000 samples:
+  samples per second, where per-step overhead decides. Target: >= 10x torch.
+
+All three do the same work: alpha=0 (torch's Adam/SGD have no L2 term here), float32, the
+library's default threads -- except torch at batch size 1, which runs on one thread (its fastest
+setting for tiny ops: with more, thread hand-offs dominate and, on a loaded machine, explode).
+torch is optional (skipped when absent). mlpfast runs on whatever backend mlpfast._engine
+selected (MLPFAST_ENGINE=reference measures the NumPy reference).
+
+Run:  python -m pytest bench/bench_estimators.py --benchmark-group-by=group
+A ratio table (medians, same run) is printed at the end.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+
+from mlpfast import MLPClassifier, _engine
+
+try:
+    import torch
+except ImportError:  # optional
+    torch = None
+
+LIBRARIES = ["mlpfast", "sklearn", "torch"]
+_medians = {}  # group -> library -> median seconds
+
+
+def synthetic(n, n_features, n_classes, seed=0):
+    """Gaussian blobs around random class centres (learnable, not trivial), float32."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, n_features))
+    y = rng.integers(0, n_classes, n)
+    X = (2.0 * rng.standard_normal((n, n_features)) + centres[y]).astype(np.float32)
+    return X, y
+
+
+CASES = {
+    "lecture": dict(
+        data=(20_000, 784, 10), hidden=(500, 500), solver="adam", lr=1e-3, batch=100, rounds=3
+    ),
+    "batch1": dict(data=(2_000, 784, 10), hidden=(100,), solver="sgd", lr=0.01, batch=1, rounds=3),
+}
+
+
+def _sklearn_like(cls, case):
+    params = dict(
+        hidden_layer_sizes=case["hidden"],
+        solver=case["solver"],
+        learning_rate_init=case["lr"],
+        batch_size=case["batch"],
+        alpha=0.0,
+        random_state=0,
+    )
+    if case["solver"] == "sgd":
+        params.update(momentum=0.0, nesterovs_momentum=False)
+    return cls(**params)
+
+
+def _epoch_sklearn_like(cls, case, X, y):
+    model = _sklearn_like(cls, case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.partial_fit(X[:200], y[:200], classes=np.unique(y))  # set-up, not timed
+    return lambda: model.partial_fit(X, y)
+
+
+def _epoch_torch(case, X, y):
+    torch.manual_seed(0)
+    sizes = (X.shape[1], *case["hidden"], int(y.max()) + 1)
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    if case["solver"] == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=case["lr"])
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=case["lr"])
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    batch = case["batch"]
+    generator = torch.Generator().manual_seed(0)
+
+    def epoch():
+        threads = torch.get_num_threads()
+        if batch == 1:
+            torch.set_num_threads(1)
+        try:
+            order = torch.randperm(len(Xt), generator=generator)
+            for start in range(0, len(Xt), batch):
+                idx = order[start : start + batch]
+                opt.zero_grad()
+                loss = loss_fn(net(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+        finally:
+            torch.set_num_threads(threads)
+        return loss.item()
+
+    return epoch
+
+
+class _RatioTable:
+    """A pytest plugin, registered by the ratio_table fixture: prints the medians side by side
+    in the terminal summary (fixture teardown output would be swallowed by capturing)."""
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not _medians:
+            return
+        tr = terminalreporter
+        tr.section(f"estimators, median time per epoch (mlpfast engine: {_engine.BACKEND})")
+        for group, times in _medians.items():
+            n = CASES[group]["data"][0]
+            for lib in LIBRARIES:
+                if lib in times:
+                    ratio = times[lib] / times["mlpfast"] if "mlpfast" in times else float("nan")
+                    tr.write_line(
+                        f"  {group:8s} {lib:8s} {times[lib]:9.4f} s  {n / times[lib]:10.0f} "
+                        f"samples/s   {lib}/mlpfast time = {ratio:6.2f}x"
+                    )
+
+
+@pytest.fixture(scope="module")
+def ratio_table(request):
+    plugins = request.config.pluginmanager
+    if not plugins.has_plugin("mlpfast-estimator-ratios"):
+        plugins.register(_RatioTable(), "mlpfast-estimator-ratios")
+    return _medians
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("group", list(CASES))
+def test_epoch(benchmark, ratio_table, group, library):
+    case = CASES[group]
+    X, y = synthetic(*case["data"])
+    if library == "torch":
+        if torch is None:
+            pytest.skip("torch is not installed")
+        epoch = _epoch_torch(case, X, y)
+    else:
+        epoch = _epoch_sklearn_like(
+            MLPClassifier if library == "mlpfast" else SklearnMLPClassifier, case, X, y
+        )
+    benchmark.group = group
+    benchmark.extra_info.update(samples=len(X), engine=_engine.BACKEND, library=library)
+    epoch()  # warm-up: first-touch allocations, thread pools
+    benchmark.pedantic(epoch, rounds=case["rounds"], iterations=1)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        median = benchmark.stats.stats.median
+        ratio_table.setdefault(group, {})[library] = median
+        benchmark.extra_info["samples_per_s"] = len(X) / median
