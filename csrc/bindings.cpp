@@ -26,9 +26,16 @@ namespace {
 
 enum class DType { f32, f64 };
 
+// dtype equality, not identity: an unpickled array carries an equal but distinct dtype object.
+// PyArray_EquivTypes also tells a non-native byte order apart.
+template <typename T>
+bool has_dtype(const py::array& x) {
+  return py::isinstance<py::array_t<T>>(x);
+}
+
 DType float_dtype(const py::array& x, const char* what) {
-  if (x.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (x.dtype().is(py::dtype::of<double>())) return DType::f64;
+  if (has_dtype<float>(x)) return DType::f32;
+  if (has_dtype<double>(x)) return DType::f64;
   throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
                        std::string(py::str(x.dtype())));
 }
@@ -129,7 +136,7 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
   if (!bias_obj.is_none()) {
     py::array bz = as_ndarray(bias_obj, "bias");
     float_dtype(bz, "bias");
-    if (!bz.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype<T>(bz))
       throw py::type_error("bias dtype " + std::string(py::str(bz.dtype())) +
                            " does not match a's dtype " + std::string(py::str(a.dtype())));
     if (bz.ndim() != 1 || bz.shape(0) != n)
@@ -145,7 +152,7 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
     out = py::array_t<T>({m, n});
   } else {
     out = as_ndarray(out_obj, "out");
-    if (!out.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype<T>(out))
       throw py::type_error("out dtype " + std::string(py::str(out.dtype())) +
                            " does not match a's dtype " + std::string(py::str(a.dtype())));
     if (out.ndim() != 2 || out.shape(0) != m || out.shape(1) != n)
@@ -292,7 +299,7 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
 // The array `what` must have the dtype T of params.
 template <typename T>
 void require_dtype(const py::array& x, const char* what) {
-  if (!x.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(x))
     throw py::type_error(std::string(what) + " has dtype " + std::string(py::str(x.dtype())) +
                          " but params is " + (sizeof(T) == 4 ? "float32" : "float64") +
                          "; params, opt_state, X, Y and sample_weight must all share one "
