@@ -16,45 +16,24 @@ each there:  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest bench/ben
 import numpy as np
 import pytest
 
+from _peers import LECTURE_UNITS as LECTURE
+from _peers import init_params, one_hot, synthetic_classification
+
 from mlpfast import _core, reference
 
 ENGINES = {"core": _core.train_epoch, "numpy": reference.train_epoch}
 
 
-def synthetic(n, n_features, n_classes, dtype, seed=0):
-    """Gaussian blobs around random class centres (learnable, not trivial); one-hot targets."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_classes, n_features))
-    y = rng.integers(0, n_classes, n)
-    X = (2.0 * rng.standard_normal((n, n_features)) + centres[y]).astype(dtype)
-    Y = np.eye(n_classes, dtype=dtype)[y]
-    return X, Y
-
-
-def glorot(units, dtype, seed=0):
-    """Flat parameters drawn as scikit-learn draws them (Glorot uniform)."""
-    rng = np.random.RandomState(seed)
-    coefs, intercepts = [], []
-    for fan_in, fan_out in zip(units[:-1], units[1:]):
-        bound = np.sqrt(6.0 / (fan_in + fan_out))
-        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).ravel())
-        intercepts.append(rng.uniform(-bound, bound, fan_out))
-    return np.concatenate(coefs + intercepts).astype(dtype)
-
-
-LECTURE = (784, 500, 500, 10)
-
-
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
 def lecture_data(request):
-    X, Y = synthetic(20_000, 784, 10, request.param)
-    return request.param, X, Y
+    X, y = synthetic_classification(20_000, dtype=request.param)
+    return request.param, X, one_hot(y, dtype=request.param)
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
     dtype, X, Y = lecture_data
-    params = glorot(LECTURE, dtype)
+    params = init_params(LECTURE, dtype)
     state = np.zeros(2 * params.size, dtype)
     order = np.random.default_rng(1).permutation(len(X))
     train = ENGINES[engine]
@@ -73,8 +52,9 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
 def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
     dtype = np.float32
     units = (784, 100, 10)
-    X, Y = synthetic(3_000, 784, 10, dtype, seed=2)
-    params = glorot(units, dtype)
+    X, y = synthetic_classification(3_000, dtype=dtype, seed=2)
+    Y = one_hot(y, dtype=dtype)
+    params = init_params(units, dtype)
     velocity = np.zeros(params.size, dtype)
     order = np.random.default_rng(3).permutation(len(X))
     train = ENGINES[engine]

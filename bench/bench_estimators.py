@@ -24,24 +24,12 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 
-from mlpfast import MLPClassifier, _engine
+from _peers import TorchLoop, synthetic_classification, torch_available
 
-try:
-    import torch
-except ImportError:  # optional
-    torch = None
+from mlpfast import MLPClassifier, _engine
 
 LIBRARIES = ["mlpfast", "sklearn", "torch"]
 _medians = {}  # group -> library -> median seconds
-
-
-def synthetic(n, n_features, n_classes, seed=0):
-    """Gaussian blobs around random class centres (learnable, not trivial), float32."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_classes, n_features))
-    y = rng.integers(0, n_classes, n)
-    X = (2.0 * rng.standard_normal((n, n_features)) + centres[y]).astype(np.float32)
-    return X, y
 
 
 CASES = {
@@ -75,36 +63,21 @@ def _epoch_sklearn_like(cls, case, X, y):
 
 
 def _epoch_torch(case, X, y):
-    torch.manual_seed(0)
-    sizes = (X.shape[1], *case["hidden"], int(y.max()) + 1)
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
-    net = torch.nn.Sequential(*layers[:-1])
-    loss_fn = torch.nn.CrossEntropyLoss()
-    if case["solver"] == "adam":
-        opt = torch.optim.Adam(net.parameters(), lr=case["lr"])
-    else:
-        opt = torch.optim.SGD(net.parameters(), lr=case["lr"])
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    n_classes = int(y.max()) + 1
+    loop = TorchLoop((X.shape[1], *case["hidden"], n_classes), solver=case["solver"],
+                     lr=case["lr"])
+    Xt, yt = loop.tensors(X, y)
     batch = case["batch"]
-    generator = torch.Generator().manual_seed(0)
+    generator = loop.torch.Generator().manual_seed(0)
 
     def epoch():
-        threads = torch.get_num_threads()
+        threads = loop.torch.get_num_threads()
         if batch == 1:
-            torch.set_num_threads(1)
+            loop.torch.set_num_threads(1)
         try:
-            order = torch.randperm(len(Xt), generator=generator)
-            for start in range(0, len(Xt), batch):
-                idx = order[start : start + batch]
-                opt.zero_grad()
-                loss = loss_fn(net(Xt[idx]), yt[idx])
-                loss.backward()
-                opt.step()
+            loop.epoch(Xt, yt, batch, loop.torch.randperm(len(Xt), generator=generator))
         finally:
-            torch.set_num_threads(threads)
-        return loss.item()
+            loop.torch.set_num_threads(threads)
 
     return epoch
 
@@ -141,9 +114,10 @@ def ratio_table(request):
 @pytest.mark.parametrize("group", list(CASES))
 def test_epoch(benchmark, ratio_table, group, library):
     case = CASES[group]
-    X, y = synthetic(*case["data"])
+    n, n_features, n_classes = case["data"]
+    X, y = synthetic_classification(n, n_features, n_classes)
     if library == "torch":
-        if torch is None:
+        if not torch_available():
             pytest.skip("torch is not installed")
         epoch = _epoch_torch(case, X, y)
     else:

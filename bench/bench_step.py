@@ -10,7 +10,6 @@ import pytest
 from _peers import (LECTURE_UNITS, N_CLASSES, TorchLoop, init_params, one_hot,
                     synthetic_classification, torch_available)
 
-import mlpfast
 from mlpfast import _core, reference
 
 BATCH_SIZES = [1, 32, 100, 256, 1024]

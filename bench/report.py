@@ -21,8 +21,10 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-SUITES = ["bench_gemm.py", "bench_step.py", "bench_fit.py", "bench_threads.py"]
+SUITES = ["bench_gemm.py", "bench_core.py", "bench_step.py", "bench_estimators.py", "bench_fit.py",
+          "bench_threads.py"]
 ORDER = ["mlpfast", "numpy", "sklearn", "torch"]
+ALIASES = {"core": "mlpfast", "reference": "numpy"}  # bench_core names the engines
 
 
 def run_suites(quick, select):
@@ -45,11 +47,11 @@ def run_suites(quick, select):
 
 def library_of(bench):
     info, params = bench.get("extra_info", {}), bench.get("params") or {}
-    for key in ("library", "impl", "backend"):
-        if key in info:
-            return str(info[key])
-        if key in params:
-            return str(params[key])
+    for key in ("library", "impl", "engine", "backend"):
+        for source in (info, params):
+            if key in source:
+                name = str(source[key])
+                return ALIASES.get(name, name)
     return bench["name"]
 
 
