@@ -99,19 +99,39 @@ bool overlaps(const py::array& a, const py::array& b) {
   return alo < bhi && blo < ahi;
 }
 
+// Names users pass, as scikit-learn spells them, to the core's enums.
+const std::pair<const char*, Activation> kActivationNames[] = {
+    {"identity", Activation::identity}, {"logistic", Activation::logistic},
+    {"tanh", Activation::tanh},         {"relu", Activation::relu},
+    {"leaky_relu", Activation::leaky_relu}, {"softplus", Activation::softplus},
+    {"prelu", Activation::prelu},
+};
+const std::pair<const char*, mlpfast::Output> kOutputNames[] = {
+    {"identity", mlpfast::Output::identity}, {"logistic", mlpfast::Output::logistic},
+    {"softmax", mlpfast::Output::softmax},   {"exp", mlpfast::Output::exp},
+};
+
+// Looks `name` up in `table`; `what` names the argument in errors. `skip` is left out (prelu
+// cannot be a GEMM epilogue: its slope is per unit).
+template <typename E, size_t N>
+E enum_from_name(const py::object& name, const std::pair<const char*, E> (&table)[N],
+                 const char* what, const char* skip = nullptr) {
+  std::string choices;
+  for (const auto& entry : table)
+    if (!skip || std::string(entry.first) != skip)
+      choices += (choices.empty() ? "'" : ", '") + std::string(entry.first) + "'";
+  if (!py::isinstance<py::str>(name))
+    throw py::type_error(std::string(what) + " must be a string, one of " + choices + "; got " +
+                         std::string(py::str(py::type::handle_of(name).attr("__name__"))));
+  const std::string s = name.cast<std::string>();
+  for (const auto& entry : table)
+    if (s == entry.first && (!skip || s != skip)) return entry.second;
+  throw py::value_error(std::string(what) + " must be one of " + choices + "; got '" + s + "'");
+}
+
 Activation epilogue_from_name(const py::object& name) {
   if (name.is_none()) return Activation::identity;
-  if (!py::isinstance<py::str>(name))
-    throw py::type_error("activation must be a string or None");
-  const std::string s = name.cast<std::string>();
-  if (s == "identity") return Activation::identity;
-  if (s == "logistic") return Activation::logistic;
-  if (s == "tanh") return Activation::tanh;
-  if (s == "relu") return Activation::relu;
-  if (s == "leaky_relu") return Activation::leaky_relu;
-  if (s == "softplus") return Activation::softplus;
-  throw py::value_error("activation must be one of None, 'identity', 'logistic', 'tanh', 'relu', "
-                        "'leaky_relu', 'softplus'; got '" + s + "'");
+  return enum_from_name(name, kActivationNames, "activation", "prelu");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -231,34 +251,6 @@ struct Net {
   index_t n_params = 0;
 };
 
-Activation hidden_activation_from_name(const py::object& name) {
-  if (!py::isinstance<py::str>(name))
-    throw py::type_error("activation must be a string, got " +
-                         type_name(name));
-  const std::string s = name.cast<std::string>();
-  if (s == "identity") return Activation::identity;
-  if (s == "logistic") return Activation::logistic;
-  if (s == "tanh") return Activation::tanh;
-  if (s == "relu") return Activation::relu;
-  if (s == "leaky_relu") return Activation::leaky_relu;
-  if (s == "softplus") return Activation::softplus;
-  if (s == "prelu") return Activation::prelu;
-  throw py::value_error("activation must be one of 'identity', 'logistic', 'tanh', 'relu', "
-                        "'leaky_relu', 'softplus', 'prelu'; got '" + s + "'");
-}
-
-Output output_from_name(const py::object& name) {
-  if (!py::isinstance<py::str>(name))
-    throw py::type_error("out_activation must be a string, got " +
-                         type_name(name));
-  const std::string s = name.cast<std::string>();
-  if (s == "identity") return Output::identity;
-  if (s == "logistic") return Output::logistic;
-  if (s == "softmax") return Output::softmax;
-  if (s == "exp") return Output::exp;
-  throw py::value_error("out_activation must be one of 'identity', 'logistic', 'softmax', "
-                        "'exp'; got '" + s + "'");
-}
 
 Net parse_net(const py::object& layer_units, const py::object& activation,
               const py::object& out_activation) {
@@ -282,8 +274,8 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
   if (net.units.size() < 2)
     throw py::value_error("layer_units needs at least 2 entries (inputs and outputs), got " +
                           std::to_string(net.units.size()));
-  net.spec.act = hidden_activation_from_name(activation);
-  net.spec.out = output_from_name(out_activation);
+  net.spec.act = enum_from_name(activation, kActivationNames, "activation");
+  net.spec.out = enum_from_name(out_activation, kOutputNames, "out_activation");
   net.spec.units = net.units.data();
   net.spec.n_layers = int(net.units.size() - 1);
   // The buffer length, guarded against overflow of index_t.
