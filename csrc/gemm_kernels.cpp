@@ -1,44 +1,571 @@
 // gemm_kernels.cpp: general matrix multiply, compiled once per ISA level (see kernels.h).
 //
-// PLACEHOLDER TIER: plain loops, correct for every form, to be replaced by the packed
-// Goto/BLIS kernel (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
-// ACM TOMS 2008). Threads split rows of C only, so results do not depend on the thread count.
+// Contract (KernelSet<T>::gemm): C = act(alpha * op(A) op(B) + beta * C + bias), row-major,
+// op(A) m x k, op(B) k x n, C m x n with row stride ldc. beta == 0: C is never read. bias may be
+// null (else length n). act is any Activation but prelu. k == 0 or alpha == 0: op(A) op(B) is
+// not formed (BLAS convention) and C = act(beta * C + bias). Results are bitwise identical for
+// any thread count: threads split M and N at micro-tile boundaries, never K, and every decision
+// that changes the arithmetic (path, K blocking) depends on the shape only.
+//
+// Reference: K. Goto and R. van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
+// ACM TOMS 34(3), 2008; F. Van Zee and R. van de Geijn, "BLIS: A Framework for Rapidly
+// Instantiating BLAS Functionality", ACM TOMS 41(3), 2015 (the five loops around the
+// micro-kernel, named as in BLISlab).
+//
+// Structure:
+//   Blocks<T>              every block size of this ISA level, in one place
+//   pack_a_mc_x_kc         op(A) block -> MR-row slivers (zero-padded), read by broadcast
+//   pack_b_kc_x_nc         op(B) panel -> NR-column slivers (zero-padded), read as vectors
+//   ukernel_mr_x_nr        MR x NR register tile: rank-1 updates over kc, fused epilogue
+//   macro_kernel           loops 1 and 2 around the micro-kernel over one packed block
+//   gemm_block             loops 3, 4, 5 for one thread's rectangle of C
+//   gemm_rows / gemm_dots  the unpacked path for small products (batch size 1, k tiny)
+//   gemm                   the entry point: path choice, thread grid
+//
+// The micro-kernel is written once with GCC vector extensions (zmm on avx512, ymm on avx2,
+// 16-byte vectors at the generic level, which GCC lowers to SSE2 on x86-64 and NEON/etc.
+// elsewhere); compilers without them get plain scalar code (lanes = 1). Everything in this file
+// has internal linkage except register_gemm, so no weak symbol of one ISA level can replace
+// another's (KERNEL-NOTES.md; tests/test_gemm.py checks with nm).
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "kernels.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {
 namespace {
 
+// ---------------------------------------------------------------------------------------------
+// Vectors: V<T> holds `lanes` values of T; VU<T> is the same with element alignment (for
+// unaligned loads and stores of C and unpacked operands).
+
+#if defined(__GNUC__)
+#if defined(__AVX512F__)
+#define MLPFAST_VEC_BYTES 64
+#elif defined(__AVX__)
+#define MLPFAST_VEC_BYTES 32
+#else
+#define MLPFAST_VEC_BYTES 16
+#endif
+typedef float vf __attribute__((vector_size(MLPFAST_VEC_BYTES)));
+typedef float vfu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(4)));
+typedef double vd __attribute__((vector_size(MLPFAST_VEC_BYTES)));
+typedef double vdu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(8)));
+template <typename T> struct Vec;
+template <> struct Vec<float> { typedef vf V; typedef vfu VU; };
+template <> struct Vec<double> { typedef vd V; typedef vdu VU; };
+#define MLPFAST_UNROLL _Pragma("GCC unroll 64")
+#else
+template <typename T> struct Vec { typedef T V; typedef T VU; };
+#define MLPFAST_UNROLL
+#endif
+
+template <typename T> using V = typename Vec<T>::V;
+template <typename T> constexpr int lanes() { return int(sizeof(V<T>) / sizeof(T)); }
+
+template <typename T> inline V<T> load(const T* p) { return *reinterpret_cast<const V<T>*>(p); }
+template <typename T> inline V<T> loadu(const T* p) {
+  return *reinterpret_cast<const typename Vec<T>::VU*>(p);
+}
+template <typename T> inline void storeu(T* p, V<T> x) {
+  *reinterpret_cast<typename Vec<T>::VU*>(p) = x;
+}
+template <typename T> inline V<T> splat(T x) { return V<T>{} + x; }
+
+// ---------------------------------------------------------------------------------------------
+// Block sizes: the one place that holds them. MR x NR is the register tile (NR = NV vectors),
+// KC the depth of a packed block, MC x KC the packed A block (L2), KC x NC the packed B panel
+// (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped); the K
+// blocking changes rounding, so KC is per dtype and ISA but never depends on threads.
+
+template <typename T> struct Blocks;
+#if MLPFAST_VEC_BYTES == 64
+template <> struct Blocks<float> {
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 96, NC = 1536;
+};
+template <> struct Blocks<double> {
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 96, NC = 768;
+};
+#elif MLPFAST_VEC_BYTES == 32
+template <> struct Blocks<float> {
+  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 1536;
+};
+template <> struct Blocks<double> {
+  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 768;
+};
+#else
+template <> struct Blocks<float> {
+  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 1536;
+};
+template <> struct Blocks<double> {
+  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 768;
+};
+#endif
+
+// Path and threading thresholds (shape only, so the arithmetic never depends on threads).
+constexpr index_t kSmallM = 4;             // m <= 4 (batch size 1..4): unpacked row kernel
+constexpr index_t kSmallK = 4;             // k <= 4 (outer products, dW at batch 1): same
+constexpr index_t kMinFlopsPerThread = index_t(1) << 18;  // below this a thread costs more
+
+// ---------------------------------------------------------------------------------------------
+// Activation applied to a finished row of C (the epilogue's last step). The switch is outside
+// the loop so relu-like loops vectorize; the math is act_forward's, element by element.
+
 template <typename T>
-void gemm_plain(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                const T* bias, Activation act) {
-  const bool big = m * n * k > (index_t(1) << 18);
-#pragma omp parallel for schedule(static) if (big)
-  for (index_t i = 0; i < m; ++i) {
-    T* ci = c + i * ldc;
-    for (index_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
-    for (index_t p = 0; p < k; ++p) {
-      const T aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-      if (trans_b) {
-        for (index_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
-      } else {
-        const T* bp = b + p * ldb;
-        for (index_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+void act_row(Activation act, T* c, index_t n) {
+  switch (act) {
+    case Activation::identity: return;
+    case Activation::relu:
+      for (index_t j = 0; j < n; ++j) c[j] = act_forward(Activation::relu, c[j]);
+      return;
+    case Activation::leaky_relu:
+      for (index_t j = 0; j < n; ++j) c[j] = act_forward(Activation::leaky_relu, c[j]);
+      return;
+    default:
+      for (index_t j = 0; j < n; ++j) c[j] = act_forward(act, c[j]);
+      return;
+  }
+}
+
+// Everything a micro-kernel needs besides its operands.
+template <typename T>
+struct Epilogue {
+  T alpha;
+  T beta;           // applies to the first K block only; later blocks accumulate (beta = 1)
+  bool first;       // first K block: C is scaled by beta (or not read when beta == 0)
+  bool last;        // last K block: add bias, apply act
+  const T* bias;    // at this tile's first column, or null
+  Activation act;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Packing. op(A)[i][p] = trans_a ? a[p*lda + i] : a[i*lda + p]; likewise op(B)[p][j].
+
+// op(A)[0:mc, 0:kc] -> ceil(mc/MR) slivers of kc x MR (element (i, p) at p*MR + i), rows past mc
+// zero. TN reads MR contiguous values per p; NN gathers one value from each of MR rows.
+template <typename T>
+void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, const T* a, index_t lda, T* ap) {
+  constexpr int MR = Blocks<T>::MR;
+  for (index_t i0 = 0; i0 < mc; i0 += MR, ap += MR * kc) {
+    const index_t mr = mc - i0 < MR ? mc - i0 : MR;
+    if (trans_a) {
+      const T* src = a + i0;
+      for (index_t p = 0; p < kc; ++p) {
+        index_t i = 0;
+        for (; i < mr; ++i) ap[p * MR + i] = src[p * lda + i];
+        for (; i < MR; ++i) ap[p * MR + i] = T(0);
+      }
+    } else if (mr == MR) {
+      const T* src = a + i0 * lda;
+      for (index_t p = 0; p < kc; ++p) {
+        MLPFAST_UNROLL
+        for (int i = 0; i < MR; ++i) ap[p * MR + i] = src[i * lda + p];
+      }
+    } else {
+      const T* src = a + i0 * lda;
+      for (index_t p = 0; p < kc; ++p) {
+        index_t i = 0;
+        for (; i < mr; ++i) ap[p * MR + i] = src[i * lda + p];
+        for (; i < MR; ++i) ap[p * MR + i] = T(0);
       }
     }
-    if (bias)
-      for (index_t j = 0; j < n; ++j) ci[j] += bias[j];
-    if (act != Activation::identity)
-      for (index_t j = 0; j < n; ++j) ci[j] = act_forward(act, ci[j]);
   }
+}
+
+// op(B)[0:kc, 0:nc] -> ceil(nc/NR) slivers of kc x NR (element (p, j) at p*NR + j), columns past
+// nc zero. NN copies NR contiguous values per p; NT reads NR rows of b, each contiguous in p.
+template <typename T>
+void pack_b_kc_x_nc(bool trans_b, index_t kc, index_t nc, const T* b, index_t ldb, T* bp) {
+  constexpr int NR = Blocks<T>::NV * lanes<T>();
+  for (index_t j0 = 0; j0 < nc; j0 += NR, bp += NR * kc) {
+    const index_t nr = nc - j0 < NR ? nc - j0 : NR;
+    if (!trans_b) {
+      const T* src = b + j0;
+      if (nr == NR) {
+        for (index_t p = 0; p < kc; ++p) std::memcpy(bp + p * NR, src + p * ldb, NR * sizeof(T));
+      } else {
+        for (index_t p = 0; p < kc; ++p) {
+          index_t j = 0;
+          for (; j < nr; ++j) bp[p * NR + j] = src[p * ldb + j];
+          for (; j < NR; ++j) bp[p * NR + j] = T(0);
+        }
+      }
+    } else {
+      const T* src = b + j0 * ldb;
+      if (nr == NR) {
+        for (index_t p = 0; p < kc; ++p) {
+          MLPFAST_UNROLL
+          for (int j = 0; j < NR; ++j) bp[p * NR + j] = src[j * ldb + p];
+        }
+      } else {
+        for (index_t p = 0; p < kc; ++p) {
+          index_t j = 0;
+          for (; j < nr; ++j) bp[p * NR + j] = src[j * ldb + p];
+          for (; j < NR; ++j) bp[p * NR + j] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: C[0:MR, 0:NR] (+)= alpha * sum_p ap[p*MR + i] * b[p*ldb_p + j], a series of kc
+// rank-1 updates held in MR x NV vector registers (24 zmm for the avx512 8x48 / 8x24 tiles).
+// b is a packed sliver (ldb_p = NR) or, for NN/TN with B not packed, B itself (ldb_p = ldb).
+// The epilogue runs here, once per tile: beta on the first K block, bias and act on the last.
+template <typename T, int MR, int NV>
+void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, index_t ldb_p,
+                     T* __restrict c, index_t ldc, const Epilogue<T>& ep) {
+  constexpr int L = lanes<T>();
+  V<T> acc[MR][NV];
+  MLPFAST_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    MLPFAST_UNROLL
+    for (int v = 0; v < NV; ++v) acc[i][v] = V<T>{};
+  }
+  for (index_t p = 0; p < kc; ++p) {
+    V<T> bv[NV];
+    MLPFAST_UNROLL
+    for (int v = 0; v < NV; ++v) bv[v] = loadu(b + v * L);
+    MLPFAST_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const V<T> ai = splat(ap[i]);
+      MLPFAST_UNROLL
+      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+    }
+    ap += MR;
+    b += ldb_p;
+  }
+  const V<T> alpha = splat(ep.alpha);
+  const bool read_c = !ep.first || ep.beta != T(0);
+  const V<T> beta = splat(ep.first ? ep.beta : T(1));
+  V<T> bias[NV];
+  MLPFAST_UNROLL
+  for (int v = 0; v < NV; ++v) bias[v] = ep.last && ep.bias ? loadu(ep.bias + v * L) : V<T>{};
+  MLPFAST_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    MLPFAST_UNROLL
+    for (int v = 0; v < NV; ++v) {
+      V<T> x = alpha * acc[i][v];
+      if (read_c) x += beta * loadu(ci + v * L);
+      if (ep.last && ep.bias) x += bias[v];
+      storeu(ci + v * L, x);
+    }
+    if (ep.last) act_row(ep.act, ci, NV * L);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Macro-kernel: one packed MC x KC block of A times one KC x NC panel of B into C[0:mc, 0:nc].
+// Tiles cut by mc or nc go through a zeroed MR x NR buffer, so every element of C is computed
+// by the same instructions whichever tile it falls in.
+template <typename T>
+struct Panel {
+  const T* b;        // packed panel (ldb_p == NR) or B itself at (pc, jc)
+  index_t ldb_p;     // row stride of b; NR when packed
+  const T* b_tail;   // packed copy of the last, partial sliver when B is not packed (else null)
+};
+
+template <typename T>
+void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel,
+                  T* c, index_t ldc, Epilogue<T> ep) {
+  constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV, NR = NV * lanes<T>();
+  const bool packed = bpanel.ldb_p == NR;
+  const T* bias0 = ep.bias;
+  alignas(64) T tile[MR * NR];
+  alignas(64) T tile_bias[NR];
+  // loop 2 around the micro-kernel: NR-column slivers of the panel
+  for (index_t j0 = 0; j0 < nc; j0 += NR) {
+    const index_t nr = nc - j0 < NR ? nc - j0 : NR;
+    const T* bs = packed ? bpanel.b + j0 * kc : (nr == NR ? bpanel.b + j0 : bpanel.b_tail);
+    const index_t ldb_p = packed || nr < NR ? NR : bpanel.ldb_p;
+    ep.bias = bias0 ? bias0 + j0 : nullptr;
+    if (nr < NR && bias0) {
+      for (int j = 0; j < NR; ++j) tile_bias[j] = j < nr ? bias0[j0 + j] : T(0);
+    }
+    // loop 1 around the micro-kernel: MR-row slivers of the packed A block
+    for (index_t i0 = 0; i0 < mc; i0 += MR) {
+      const index_t mr = mc - i0 < MR ? mc - i0 : MR;
+      T* cij = c + i0 * ldc + j0;
+      const T* as = ap + i0 * kc;
+      if (mr == MR && nr == NR) {
+        ukernel_mr_x_nr<T, MR, NV>(kc, as, bs, ldb_p, cij, ldc, ep);
+        continue;
+      }
+      const bool read_c = !ep.first || ep.beta != T(0);
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j)
+          tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : T(0);
+      Epilogue<T> ept = ep;
+      if (nr < NR && bias0) ept.bias = tile_bias;
+      ukernel_mr_x_nr<T, MR, NV>(kc, as, bs, ldb_p, tile, NR, ept);
+      for (index_t i = 0; i < mr; ++i)
+        for (index_t j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread packing buffers, kept between calls (grown on demand, 64-byte aligned, freed when
+// the thread exits).
+struct PackBuffer {
+  void* p = nullptr;
+  std::size_t bytes = 0;
+  void* get(std::size_t need) {
+    if (need > bytes) {
+      std::free(p);
+      need = (need + 4095) & ~std::size_t(4095);
+      p = std::aligned_alloc(64, need);
+      bytes = p ? need : 0;
+    }
+    return p;
+  }
+  ~PackBuffer() { std::free(p); }
+};
+thread_local PackBuffer tl_pack;
+
+// K is cut into ceil(k / KC) nearly equal blocks (e.g. 784 -> 4 x 196, not 3 x 256 + 16): a
+// short last block would waste the epilogue's C traffic. Depends on k only.
+template <typename T>
+index_t k_block(index_t k) {
+  const index_t nb = (k + Blocks<T>::KC - 1) / Blocks<T>::KC;
+  return (k + nb - 1) / nb;
+}
+
+// B is read in place (not packed) for NN/TN when few row blocks will reuse it, unless its row
+// stride is a multiple of 4 KiB (cache-set conflicts). Only speed depends on this choice.
+template <typename T>
+bool pack_b_needed(bool trans_b, index_t m, index_t ldb) {
+  if (trans_b) return true;
+  if ((ldb * index_t(sizeof(T))) % 4096 == 0) return true;
+  return m > 2 * Blocks<T>::MC;
+}
+
+// Loops 3, 4, 5 around the micro-kernel for C[0:m, 0:n] (one thread's rectangle): a, b, c,
+// bias already point at its corner.
+template <typename T>
+void gemm_block(bool trans_a, bool trans_b, bool pack_b, index_t m, index_t n, index_t k,
+                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                index_t ldc, const T* bias, Activation act) {
+  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
+  constexpr index_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
+  const index_t KCb = k_block<T>(k);
+  const index_t mc_max = ((m < MC ? m : MC) + MR - 1) / MR * MR;
+  const index_t nc_max = ((n < NC ? n : NC) + NR - 1) / NR * NR;
+  const std::size_t a_elems = std::size_t(mc_max) * KCb;
+  const std::size_t b_elems = std::size_t(pack_b ? nc_max : NR) * KCb;
+  T* ap = static_cast<T*>(tl_pack.get((a_elems + b_elems) * sizeof(T)));
+  if (!ap) return;  // out of memory: cannot happen for sane sizes (a few MiB at most)
+  T* bp = ap + a_elems;
+  // loop 5 around the micro-kernel: NC-column panels of C and B
+  for (index_t jc = 0; jc < n; jc += NC) {
+    const index_t nc = n - jc < NC ? n - jc : NC;
+    // loop 4: KC-deep blocks of K (the only loop that accumulates into C)
+    for (index_t pc = 0; pc < k; pc += KCb) {
+      const index_t kc = k - pc < KCb ? k - pc : KCb;
+      Panel<T> panel;
+      if (pack_b) {
+        pack_b_kc_x_nc(trans_b, kc, nc, trans_b ? b + jc * ldb + pc : b + pc * ldb + jc, ldb,
+                       bp);
+        panel = {bp, NR, nullptr};
+      } else {
+        panel = {b + pc * ldb + jc, ldb, nullptr};
+        if (nc % NR) {
+          const index_t jt = nc / NR * NR;
+          pack_b_kc_x_nc(false, kc, nc - jt, b + pc * ldb + jc + jt, ldb, bp);
+          panel.b_tail = bp;
+        }
+      }
+      const Epilogue<T> ep{alpha, beta, pc == 0, pc + kc >= k, bias ? bias + jc : nullptr, act};
+      // loop 3: MC-row blocks of C and A
+      for (index_t ic = 0; ic < m; ic += MC) {
+        const index_t mc = m - ic < MC ? m - ic : MC;
+        pack_a_mc_x_kc(trans_a, mc, kc, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda,
+                       ap);
+        macro_kernel(mc, nc, kc, ap, panel, c + ic * ldc + jc, ldc, ep);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The unpacked path for small products: no packing, no threads. Each C row is one chain of
+// FMAs over p (no K blocking), then the epilogue.
+
+// op(B) rows contiguous (NN, TN): C[i, :] = sum_p op(A)[i, p] * B[p, :], NVS vectors at a time.
+template <typename T>
+void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+               Activation act) {
+  constexpr int L = lanes<T>(), NVS = 4;
+  const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
+  for (index_t i = 0; i < m; ++i) {
+    const T* ai = a + i * sa_i;
+    T* ci = c + i * ldc;
+    index_t j = 0;
+    for (; j + NVS * L <= n; j += NVS * L) {
+      V<T> acc[NVS];
+      MLPFAST_UNROLL
+      for (int v = 0; v < NVS; ++v) acc[v] = V<T>{};
+      for (index_t p = 0; p < k; ++p) {
+        const V<T> x = splat(ai[p * sa_p]);
+        const T* bp = b + p * ldb + j;
+        MLPFAST_UNROLL
+        for (int v = 0; v < NVS; ++v) acc[v] += x * loadu(bp + v * L);
+      }
+      MLPFAST_UNROLL
+      for (int v = 0; v < NVS; ++v) {
+        V<T> y = splat(alpha) * acc[v];
+        if (beta != T(0)) y += splat(beta) * loadu(ci + j + v * L);
+        if (bias) y += loadu(bias + j + v * L);
+        storeu(ci + j + v * L, y);
+      }
+    }
+    for (; j + L <= n; j += L) {
+      V<T> acc = V<T>{};
+      for (index_t p = 0; p < k; ++p) acc += splat(ai[p * sa_p]) * loadu(b + p * ldb + j);
+      V<T> y = splat(alpha) * acc;
+      if (beta != T(0)) y += splat(beta) * loadu(ci + j);
+      if (bias) y += loadu(bias + j);
+      storeu(ci + j, y);
+    }
+    for (; j < n; ++j) {
+      T acc = T(0);
+      for (index_t p = 0; p < k; ++p) acc += ai[p * sa_p] * b[p * ldb + j];
+      T y = alpha * acc;
+      if (beta != T(0)) y += beta * ci[j];
+      if (bias) y += bias[j];
+      ci[j] = y;
+    }
+    act_row(act, ci, n);
+  }
+}
+
+// op(B) = B^T (NT, TT): C[i, j] = dot(op(A)[i, :], b[j, :]), vectorized along p when op(A)'s
+// rows are contiguous (NT), lanes summed in a fixed order.
+template <typename T>
+void gemm_dots(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+               Activation act) {
+  constexpr int L = lanes<T>();
+  const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
+  for (index_t i = 0; i < m; ++i) {
+    const T* ai = a + i * sa_i;
+    T* ci = c + i * ldc;
+    for (index_t j = 0; j < n; ++j) {
+      const T* bj = b + j * ldb;
+      T acc = T(0);
+      index_t p = 0;
+      if (!trans_a && k >= 2 * L) {
+        V<T> s0 = V<T>{}, s1 = V<T>{};
+        for (; p + 2 * L <= k; p += 2 * L) {
+          s0 += loadu(ai + p) * loadu(bj + p);
+          s1 += loadu(ai + p + L) * loadu(bj + p + L);
+        }
+        s0 += s1;
+        for (int l = 0; l < L; ++l) acc += s0[l];
+      }
+      for (; p < k; ++p) acc += ai[p * sa_p] * bj[p];
+      T y = alpha * acc;
+      if (beta != T(0)) y += beta * ci[j];
+      if (bias) y += bias[j];
+      ci[j] = y;
+    }
+    act_row(act, ci, n);
+  }
+}
+
+// k == 0 or alpha == 0: C = act(beta * C + bias).
+template <typename T>
+void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Activation act) {
+  for (index_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    for (index_t j = 0; j < n; ++j)
+      ci[j] = (beta == T(0) ? T(0) : beta * ci[j]) + (bias ? bias[j] : T(0));
+    act_row(act, ci, n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread grid: tm x tn threads, rectangles cut at MR / NR multiples. Chooses the grid that
+// minimises the largest rectangle's work plus its packing.
+struct Grid {
+  int tm, tn;
+};
+
+template <typename T>
+Grid choose_grid(int nt, index_t m, index_t n, index_t k, bool pack_b) {
+  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
+  const index_t mt = (m + MR - 1) / MR, ntl = (n + NR - 1) / NR;
+  Grid best{1, 1};
+  double best_cost = -1;
+  for (int tm = 1; tm <= nt; ++tm) {
+    const int tn = nt / tm;
+    if (tm > mt || tn > ntl) continue;
+    const double rm = double((mt + tm - 1) / tm) * MR, rn = double((ntl + tn - 1) / tn) * NR;
+    const double cost = rm * rn * double(k) + rm * double(k) + (pack_b ? rn * double(k) : 0.0);
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = {tm, tn};
+    }
+  }
+  return best;
+}
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+          Activation act) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc, bias, act);
+  if (m <= kSmallM || k <= kSmallK) {
+    if (trans_b)
+      return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
+    return gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
+  }
+  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
+  const bool pack_b = pack_b_needed<T>(trans_b, m, ldb);
+  int nt = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) {
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const int want = int(flops / double(kMinFlopsPerThread));
+    nt = omp_get_max_threads();
+    if (want < nt) nt = want < 1 ? 1 : want;
+  }
+#endif
+  const Grid g = nt > 1 ? choose_grid<T>(nt, m, n, k, pack_b) : Grid{1, 1};
+  auto run = [&](int t) {
+    const index_t mt = (m + MR - 1) / MR, ntl = (n + NR - 1) / NR;
+    const int ti = t / g.tn, tj = t % g.tn;
+    const index_t i0 = mt * ti / g.tm * MR, i1 = mt * (ti + 1) / g.tm * MR;
+    const index_t j0 = ntl * tj / g.tn * NR, j1 = ntl * (tj + 1) / g.tn * NR;
+    const index_t mm = (i1 < m ? i1 : m) - i0, nn = (j1 < n ? j1 : n) - j0;
+    if (mm <= 0 || nn <= 0) return;
+    gemm_block(trans_a, trans_b, pack_b, mm, nn, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda,
+               trans_b ? b + j0 * ldb : b + j0, ldb, beta, c + i0 * ldc + j0, ldc,
+               bias ? bias + j0 : nullptr, act);
+  };
+  const int threads = g.tm * g.tn;
+  if (threads <= 1) return run(0);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int t = 0; t < threads; ++t) run(t);
+#endif
 }
 
 }  // namespace
 
 void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64) {
-  f32.gemm = &gemm_plain<float>;
-  f64.gemm = &gemm_plain<double>;
+  f32.gemm = &gemm<float>;
+  f64.gemm = &gemm<double>;
 }
 
 }  // namespace MLPFAST_ISA_NS
