@@ -76,7 +76,8 @@ template <typename T> inline V<T> loadu(const T* p) {
 template <typename T> inline void storeu(T* p, V<T> x) {
   *reinterpret_cast<typename Vec<T>::VU*>(p) = x;
 }
-template <typename T> inline V<T> splat(T x) { return V<T>{} + x; }
+// x - 0 is x for every x (also -0), so this folds to a plain broadcast; 0 + x would not.
+template <typename T> inline V<T> splat(T x) { return x - V<T>{}; }
 
 // ---------------------------------------------------------------------------------------------
 // Block sizes: the one place that holds them. MR x NR is the register tile (NR = NV vectors),
@@ -258,8 +259,9 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
       if (ep.last && ep.bias) x += bias[v];
       storeu(ci + v * L, x);
     }
-    if (ep.last) act_row(ep.act, ci, NV * L);
   }
+  if (ep.last && ep.act != Activation::identity)
+    for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, NV * L);
 }
 
 // ---------------------------------------------------------------------------------------------
