@@ -401,50 +401,84 @@ void gemm_block(bool trans_a, bool trans_b, bool pack_b, index_t m, index_t n, i
 // The unpacked path for small products: no packing, no threads. Each C row is one chain of
 // FMAs over p (no K blocking), then the epilogue.
 
-// op(B) rows contiguous (NN, TN): C[i, :] = sum_p op(A)[i, p] * B[p, :], NVS vectors at a time.
+// op(B) rows contiguous (NN, TN): C[i, cols] = sum_p op(A)[i, p] * B[p, cols] for R vectors of
+// columns at once (R independent FMA chains). All R results are formed before any is stored, so
+// a vector that overlaps another (the last one ends at column n) reads the original C and writes
+// the same bits for the shared columns: each column's chain is the same whichever vector has it.
+template <typename T, typename VT, int R>
+void row_chunk(const T* ai, index_t sa_p, index_t k, const T* b, index_t ldb, const index_t* cols,
+               T alpha, T beta, T* ci, const T* bias) {
+  typedef VT VU __attribute__((aligned(sizeof(T))));
+  auto ld = [](const T* p) { return VT(*reinterpret_cast<const VU*>(p)); };
+  VT acc[R];
+  MLPFAST_UNROLL
+  for (int v = 0; v < R; ++v) acc[v] = VT{};
+  for (index_t p = 0; p < k; ++p) {
+    const VT x = ai[p * sa_p] - VT{};
+    const T* bp = b + p * ldb;
+    MLPFAST_UNROLL
+    for (int v = 0; v < R; ++v) acc[v] += x * ld(bp + cols[v]);
+  }
+  MLPFAST_UNROLL
+  for (int v = 0; v < R; ++v) {
+    acc[v] = (alpha - VT{}) * acc[v];
+    if (beta != T(0)) acc[v] += (beta - VT{}) * ld(ci + cols[v]);
+    if (bias) acc[v] += ld(bias + cols[v]);
+  }
+  MLPFAST_UNROLL
+  for (int v = 0; v < R; ++v) *reinterpret_cast<VU*>(ci + cols[v]) = acc[v];
+}
+
+// The columns of one row in chunks of up to 4 vectors of VT (n >= lanes of VT). When n is not a
+// multiple of the lanes, one more vector ends at column n; it overlaps only the last full vector
+// and is kept in the same chunk as it.
+template <typename T, typename VT>
+void row_vectors(const T* ai, index_t sa_p, index_t k, const T* b, index_t ldb, index_t n,
+                 T alpha, T beta, T* ci, const T* bias) {
+  constexpr int L = int(sizeof(VT) / sizeof(T));
+  const index_t nfull = n / L, nvec = nfull + (n % L ? 1 : 0);
+  for (index_t v0 = 0; v0 < nvec;) {
+    int r = nvec - v0 >= 4 ? 4 : int(nvec - v0);
+    if (nvec > nfull && nvec - v0 - r == 1) r = 3;  // else the tail would be left alone
+    index_t cols[4];
+    for (int v = 0; v < r; ++v) cols[v] = v0 + v < nfull ? (v0 + v) * L : n - L;
+    switch (r) {
+      case 1: row_chunk<T, VT, 1>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
+      case 2: row_chunk<T, VT, 2>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
+      case 3: row_chunk<T, VT, 3>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
+      default: row_chunk<T, VT, 4>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
+    }
+    v0 += r;
+  }
+}
+
 template <typename T>
 void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
                const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
                Activation act) {
-  constexpr int L = lanes<T>(), NVS = 4;
+#if defined(__GNUC__)
+  typedef T V16 __attribute__((vector_size(16)));  // narrow outputs (10 classes) stay vectorized
+#else
+  typedef T V16;
+#endif
+  constexpr int L = lanes<T>(), L16 = int(sizeof(V16) / sizeof(T));
   const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
   for (index_t i = 0; i < m; ++i) {
     const T* ai = a + i * sa_i;
     T* ci = c + i * ldc;
-    index_t j = 0;
-    for (; j + NVS * L <= n; j += NVS * L) {
-      V<T> acc[NVS];
-      MLPFAST_UNROLL
-      for (int v = 0; v < NVS; ++v) acc[v] = V<T>{};
-      for (index_t p = 0; p < k; ++p) {
-        const V<T> x = splat(ai[p * sa_p]);
-        const T* bp = b + p * ldb + j;
-        MLPFAST_UNROLL
-        for (int v = 0; v < NVS; ++v) acc[v] += x * loadu(bp + v * L);
+    if (n >= L) {
+      row_vectors<T, V<T>>(ai, sa_p, k, b, ldb, n, alpha, beta, ci, bias);
+    } else if (n >= L16) {
+      row_vectors<T, V16>(ai, sa_p, k, b, ldb, n, alpha, beta, ci, bias);
+    } else {
+      for (index_t j = 0; j < n; ++j) {
+        T acc = T(0);
+        for (index_t p = 0; p < k; ++p) acc += ai[p * sa_p] * b[p * ldb + j];
+        T y = alpha * acc;
+        if (beta != T(0)) y += beta * ci[j];
+        if (bias) y += bias[j];
+        ci[j] = y;
       }
-      MLPFAST_UNROLL
-      for (int v = 0; v < NVS; ++v) {
-        V<T> y = splat(alpha) * acc[v];
-        if (beta != T(0)) y += splat(beta) * loadu(ci + j + v * L);
-        if (bias) y += loadu(bias + j + v * L);
-        storeu(ci + j + v * L, y);
-      }
-    }
-    for (; j + L <= n; j += L) {
-      V<T> acc = V<T>{};
-      for (index_t p = 0; p < k; ++p) acc += splat(ai[p * sa_p]) * loadu(b + p * ldb + j);
-      V<T> y = splat(alpha) * acc;
-      if (beta != T(0)) y += splat(beta) * loadu(ci + j);
-      if (bias) y += loadu(bias + j);
-      storeu(ci + j, y);
-    }
-    for (; j < n; ++j) {
-      T acc = T(0);
-      for (index_t p = 0; p < k; ++p) acc += ai[p * sa_p] * b[p * ldb + j];
-      T y = alpha * acc;
-      if (beta != T(0)) y += beta * ci[j];
-      if (bias) y += bias[j];
-      ci[j] = y;
     }
     act_row(act, ci, n);
   }

@@ -153,6 +153,23 @@ def test_empty_and_k_zero(isa, dtype):
     np.testing.assert_array_equal(out, 2.0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_small_path_every_width(isa, dtype):
+    # the unpacked path (m <= 4 or k <= 4) covers n in vectors, a vector overlapping the last
+    # full one, narrow vectors and scalars: every n up to 4 zmm of float32, with C read (beta)
+    rng = np.random.default_rng(12)
+    for m, k in [(1, 9), (3, 40), (50, 2)]:
+        for n in range(1, 72):
+            for form in FORMS:
+                a, b = operands(rng, m, k, n, *form, dtype)
+                c = rng.standard_normal((m, n)).astype(dtype)
+                bias = rng.standard_normal(n).astype(dtype)
+                out = c.copy()
+                core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias, out=out,
+                          alpha=-0.5, beta=1.5)
+                check(out, *reference(a, b, *form, -0.5, 1.5, c, bias))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     m=st.integers(0, 70), k=st.integers(0, 300), n=st.integers(0, 110),
