@@ -34,6 +34,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 
@@ -148,69 +151,117 @@ struct Epilogue {
 // ---------------------------------------------------------------------------------------------
 // Packing. op(A)[i][p] = trans_a ? a[p*lda + i] : a[i*lda + p]; likewise op(B)[p][j].
 
+// dst[p*ldd + r] = src[r*lds + p] for r < rows, p < kc: the transposing copy that NN packing of
+// A and NT packing of B both need (rows of the source are contiguous in p). Square blocks of TW
+// are transposed in registers (8x8 float / 4x4 double with AVX, 4x4 / 2x2 with SSE2); scalar
+// copies elsewhere. A plain copy: no arithmetic, so the path cannot change results.
+#if defined(__AVX__)
+inline void transpose_block(const float* s, index_t lds, float* d, index_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(d + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd) {
+  const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
+  const __m256d r2 = _mm256_loadu_pd(s + 2 * lds), r3 = _mm256_loadu_pd(s + 3 * lds);
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(d + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(d + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(d + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+template <typename T> constexpr int transpose_width() { return 32 / int(sizeof(T)); }
+#elif defined(__SSE2__)
+inline void transpose_block(const float* s, index_t lds, float* d, index_t ldd) {
+  __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + lds);
+  __m128 r2 = _mm_loadu_ps(s + 2 * lds), r3 = _mm_loadu_ps(s + 3 * lds);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(d, r0);
+  _mm_storeu_ps(d + ldd, r1);
+  _mm_storeu_ps(d + 2 * ldd, r2);
+  _mm_storeu_ps(d + 3 * ldd, r3);
+}
+inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd) {
+  const __m128d r0 = _mm_loadu_pd(s), r1 = _mm_loadu_pd(s + lds);
+  _mm_storeu_pd(d, _mm_unpacklo_pd(r0, r1));
+  _mm_storeu_pd(d + ldd, _mm_unpackhi_pd(r0, r1));
+}
+template <typename T> constexpr int transpose_width() { return 16 / int(sizeof(T)); }
+#else
+template <typename T>
+void transpose_block(const T* s, index_t lds, T* d, index_t ldd) { d[0] = s[0]; (void)lds; (void)ldd; }
+template <typename T> constexpr int transpose_width() { return 1; }
+#endif
+
+template <typename T>
+void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int ldd) {
+  constexpr int TW = transpose_width<T>();
+  const int rb = rows / TW * TW;
+  const index_t pb = kc / TW * TW;
+  for (int r = 0; r < rb; r += TW) {
+    for (index_t p = 0; p < pb; p += TW) transpose_block(src + r * lds + p, lds, dst + p * ldd + r, ldd);
+    for (index_t p = pb; p < kc; ++p)
+      for (int q = r; q < r + TW; ++q) dst[p * ldd + q] = src[q * lds + p];
+  }
+  for (int q = rb; q < rows; ++q)
+    for (index_t p = 0; p < kc; ++p) dst[p * ldd + q] = src[q * lds + p];
+}
+
 // op(A)[0:mc, 0:kc] -> ceil(mc/MR) slivers of kc x MR (element (i, p) at p*MR + i), rows past mc
-// zero. TN reads MR contiguous values per p; NN gathers one value from each of MR rows.
+// zero. TN copies MR contiguous values per p; NN transposes MR rows.
 template <typename T>
 void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, const T* a, index_t lda, T* ap) {
   constexpr int MR = Blocks<T>::MR;
   for (index_t i0 = 0; i0 < mc; i0 += MR, ap += MR * kc) {
-    const index_t mr = mc - i0 < MR ? mc - i0 : MR;
+    const int mr = mc - i0 < MR ? int(mc - i0) : MR;
     if (trans_a) {
       const T* src = a + i0;
       for (index_t p = 0; p < kc; ++p) {
-        index_t i = 0;
+        int i = 0;
         for (; i < mr; ++i) ap[p * MR + i] = src[p * lda + i];
         for (; i < MR; ++i) ap[p * MR + i] = T(0);
       }
-    } else if (mr == MR) {
-      const T* src = a + i0 * lda;
-      for (index_t p = 0; p < kc; ++p) {
-        MLPFAST_UNROLL
-        for (int i = 0; i < MR; ++i) ap[p * MR + i] = src[i * lda + p];
-      }
     } else {
-      const T* src = a + i0 * lda;
-      for (index_t p = 0; p < kc; ++p) {
-        index_t i = 0;
-        for (; i < mr; ++i) ap[p * MR + i] = src[i * lda + p];
-        for (; i < MR; ++i) ap[p * MR + i] = T(0);
-      }
+      transpose_copy(a + i0 * lda, lda, mr, kc, ap, MR);
+      if (mr < MR)
+        for (index_t p = 0; p < kc; ++p)
+          for (int i = mr; i < MR; ++i) ap[p * MR + i] = T(0);
     }
   }
 }
 
 // op(B)[0:kc, 0:nc] -> ceil(nc/NR) slivers of kc x NR (element (p, j) at p*NR + j), columns past
-// nc zero. NN copies NR contiguous values per p; NT reads NR rows of b, each contiguous in p.
+// nc zero. NN copies NR contiguous values per p; NT transposes NR rows of b.
 template <typename T>
 void pack_b_kc_x_nc(bool trans_b, index_t kc, index_t nc, const T* b, index_t ldb, T* bp) {
   constexpr int NR = Blocks<T>::NV * lanes<T>();
   for (index_t j0 = 0; j0 < nc; j0 += NR, bp += NR * kc) {
-    const index_t nr = nc - j0 < NR ? nc - j0 : NR;
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
     if (!trans_b) {
       const T* src = b + j0;
-      if (nr == NR) {
-        for (index_t p = 0; p < kc; ++p) std::memcpy(bp + p * NR, src + p * ldb, NR * sizeof(T));
-      } else {
-        for (index_t p = 0; p < kc; ++p) {
-          index_t j = 0;
-          for (; j < nr; ++j) bp[p * NR + j] = src[p * ldb + j];
-          for (; j < NR; ++j) bp[p * NR + j] = T(0);
-        }
+      for (index_t p = 0; p < kc; ++p) {
+        std::memcpy(bp + p * NR, src + p * ldb, nr * sizeof(T));
+        for (int j = nr; j < NR; ++j) bp[p * NR + j] = T(0);
       }
     } else {
-      const T* src = b + j0 * ldb;
-      if (nr == NR) {
-        for (index_t p = 0; p < kc; ++p) {
-          MLPFAST_UNROLL
-          for (int j = 0; j < NR; ++j) bp[p * NR + j] = src[j * ldb + p];
-        }
-      } else {
-        for (index_t p = 0; p < kc; ++p) {
-          index_t j = 0;
-          for (; j < nr; ++j) bp[p * NR + j] = src[j * ldb + p];
-          for (; j < NR; ++j) bp[p * NR + j] = T(0);
-        }
-      }
+      transpose_copy(b + j0 * ldb, ldb, nr, kc, bp, NR);
+      if (nr < NR)
+        for (index_t p = 0; p < kc; ++p)
+          for (int j = nr; j < NR; ++j) bp[p * NR + j] = T(0);
     }
   }
 }
