@@ -267,11 +267,13 @@ void pack_b_kc_x_nc(bool trans_b, index_t kc, index_t nc, const T* b, index_t ld
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernel: C[0:MR, 0:NR] (+)= alpha * sum_p ap[p*MR + i] * b[p*ldb_p + j], a series of kc
+// Micro-kernel: C[0:MR, 0:NR] (+)= alpha * sum_p ap[p*MRP + i] * b[p*ldb_p + j], a series of kc
 // rank-1 updates held in MR x NV vector registers (24 zmm for the avx512 8x48 / 8x24 tiles).
-// b is a packed sliver (ldb_p = NR) or, for NN/TN with B not packed, B itself (ldb_p = ldb).
+// ap is a packed A sliver (MRP = Blocks::MR rows; MR < MRP for the last rows of C). b is a
+// packed sliver (ldb_p = NR) or, for NN/TN with B not packed, B itself (ldb_p = ldb).
 // The epilogue runs here, once per tile: beta on the first K block, bias and act on the last.
-template <typename T, int MR, int NV>
+// Every instantiation computes an element of C by the same operations in the same order.
+template <typename T, int MR, int NV, int MRP>
 void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, index_t ldb_p,
                      T* __restrict c, index_t ldc, const Epilogue<T>& ep) {
   constexpr int L = lanes<T>();
@@ -291,7 +293,7 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
       MLPFAST_UNROLL
       for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
     }
-    ap += MR;
+    ap += MRP;
     b += ldb_p;
   }
   const V<T> alpha = splat(ep.alpha);
@@ -315,10 +317,23 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
     for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, NV * L);
 }
 
+// Edge tiles (the last rows or columns of C): the micro-kernel instantiated for exactly mr rows
+// and ceil(nr / lanes) vectors, so the edges do not pay for a full tile of zeros.
+template <typename T, int M, int N>
+void ukernel_edge(int mr, int nv, index_t kc, const T* ap, const T* b, index_t ldb_p, T* c,
+                  index_t ldc, const Epilogue<T>& ep) {
+  if (mr == M && nv == N)
+    return ukernel_mr_x_nr<T, M, N, Blocks<T>::MR>(kc, ap, b, ldb_p, c, ldc, ep);
+  if constexpr (N > 1)
+    if (nv < N) return ukernel_edge<T, M, N - 1>(mr, nv, kc, ap, b, ldb_p, c, ldc, ep);
+  if constexpr (M > 1)
+    return ukernel_edge<T, M - 1, Blocks<T>::NV>(mr, nv, kc, ap, b, ldb_p, c, ldc, ep);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Macro-kernel: one packed MC x KC block of A times one KC x NC panel of B into C[0:mc, 0:nc].
-// Tiles cut by mc or nc go through a zeroed MR x NR buffer, so every element of C is computed
-// by the same instructions whichever tile it falls in.
+// A tile whose width is not a whole number of vectors goes through an MR x NR buffer. Which
+// kernel computes an element depends on the shape only (threads split at tile boundaries).
 template <typename T>
 struct Panel {
   const T* b;        // packed panel (ldb_p == NR) or B itself at (pc, jc)
@@ -329,38 +344,42 @@ struct Panel {
 template <typename T>
 void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel,
                   T* c, index_t ldc, Epilogue<T> ep) {
-  constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV, NR = NV * lanes<T>();
+  constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV, L = lanes<T>(), NR = NV * L;
   const bool packed = bpanel.ldb_p == NR;
   const T* bias0 = ep.bias;
   alignas(64) T tile[MR * NR];
   alignas(64) T tile_bias[NR];
   // loop 2 around the micro-kernel: NR-column slivers of the panel
   for (index_t j0 = 0; j0 < nc; j0 += NR) {
-    const index_t nr = nc - j0 < NR ? nc - j0 : NR;
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
+    const int nv = (nr + L - 1) / L;
     const T* bs = packed ? bpanel.b + j0 * kc : (nr == NR ? bpanel.b + j0 : bpanel.b_tail);
     const index_t ldb_p = packed || nr < NR ? NR : bpanel.ldb_p;
     ep.bias = bias0 ? bias0 + j0 : nullptr;
-    if (nr < NR && bias0) {
-      for (int j = 0; j < NR; ++j) tile_bias[j] = j < nr ? bias0[j0 + j] : T(0);
+    Epilogue<T> ept = ep;  // for tiles computed in `tile`
+    if (nr < nv * L) {
+      if (bias0) {
+        for (int j = 0; j < NR; ++j) tile_bias[j] = j < nr ? bias0[j0 + j] : T(0);
+        ept.bias = tile_bias;
+      }
     }
     // loop 1 around the micro-kernel: MR-row slivers of the packed A block
     for (index_t i0 = 0; i0 < mc; i0 += MR) {
-      const index_t mr = mc - i0 < MR ? mc - i0 : MR;
+      const int mr = mc - i0 < MR ? int(mc - i0) : MR;
       T* cij = c + i0 * ldc + j0;
       const T* as = ap + i0 * kc;
       if (mr == MR && nr == NR) {
-        ukernel_mr_x_nr<T, MR, NV>(kc, as, bs, ldb_p, cij, ldc, ep);
-        continue;
+        ukernel_mr_x_nr<T, MR, NV, MR>(kc, as, bs, ldb_p, cij, ldc, ep);
+      } else if (nr == nv * L) {
+        ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, cij, ldc, ep);
+      } else {
+        const bool read_c = !ep.first || ep.beta != T(0);
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < nv * L; ++j) tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
+        ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, tile, NR, ept);
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
       }
-      const bool read_c = !ep.first || ep.beta != T(0);
-      for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j)
-          tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : T(0);
-      Epilogue<T> ept = ep;
-      if (nr < NR && bias0) ept.bias = tile_bias;
-      ukernel_mr_x_nr<T, MR, NV>(kc, as, bs, ldb_p, tile, NR, ept);
-      for (index_t i = 0; i < mr; ++i)
-        for (index_t j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
     }
   }
 }
