@@ -4,8 +4,9 @@
 // op(A) m x k, op(B) k x n, C m x n with row stride ldc. beta == 0: C is never read. bias may be
 // null (else length n). act is any Activation but prelu. k == 0 or alpha == 0: op(A) op(B) is
 // not formed (BLAS convention) and C = act(beta * C + bias). Results are bitwise identical for
-// any thread count: threads split M and N at micro-tile boundaries, never K, and every decision
-// that changes the arithmetic (path, K blocking) depends on the shape only.
+// any thread count: threads split M and N, never K; every micro-kernel variant computes an
+// element of C by the same operations; every decision that changes the arithmetic (path, K
+// blocking) depends on the shape only.
 //
 // Reference: K. Goto and R. van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 // ACM TOMS 34(3), 2008; F. Van Zee and R. van de Geijn, "BLIS: A Framework for Rapidly
@@ -140,7 +141,6 @@ void act_row(Activation act, T* c, index_t n) {
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
 struct Epilogue {
-  T alpha;
   T beta;           // applies to the first K block only; later blocks accumulate (beta = 1)
   bool first;       // first K block: C is scaled by beta (or not read when beta == 0)
   bool last;        // last K block: add bias, apply act
@@ -221,11 +221,20 @@ void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int
     for (index_t p = 0; p < kc; ++p) dst[p * ldd + q] = src[q * lds + p];
 }
 
-// op(A)[0:mc, 0:kc] -> ceil(mc/MR) slivers of kc x MR (element (i, p) at p*MR + i), rows past mc
-// zero. TN copies MR contiguous values per p; NN transposes MR rows.
+// alpha * op(A)[0:mc, 0:kc] -> ceil(mc/MR) slivers of kc x MR (element (i, p) at p*MR + i),
+// rows past mc zero. TN copies MR contiguous values per p; NN transposes MR rows. alpha is
+// applied here, once per element of A, which keeps the epilogue a single multiply-add.
 template <typename T>
-void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, const T* a, index_t lda, T* ap) {
+void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, index_t lda,
+                    T* ap) {
   constexpr int MR = Blocks<T>::MR;
+  if (alpha != T(1)) {
+    T* const ap0 = ap;
+    pack_a_mc_x_kc(trans_a, mc, kc, T(1), a, lda, ap);
+    const index_t len = (mc + MR - 1) / MR * MR * kc;
+    for (index_t q = 0; q < len; ++q) ap0[q] *= alpha;
+    return;
+  }
   for (index_t i0 = 0; i0 < mc; i0 += MR, ap += MR * kc) {
     const int mr = mc - i0 < MR ? int(mc - i0) : MR;
     if (trans_a) {
@@ -267,7 +276,7 @@ void pack_b_kc_x_nc(bool trans_b, index_t kc, index_t nc, const T* b, index_t ld
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernel: C[0:MR, 0:NR] (+)= alpha * sum_p ap[p*MRP + i] * b[p*ldb_p + j], a series of kc
+// Micro-kernel: C[0:MR, 0:NR] (+)= sum_p ap[p*MRP + i] * b[p*ldb_p + j], a series of kc
 // rank-1 updates held in MR x NV vector registers (24 zmm for the avx512 8x48 / 8x24 tiles).
 // ap is a packed A sliver (MRP = Blocks::MR rows; MR < MRP for the last rows of C). b is a
 // packed sliver (ldb_p = NR) or, for NN/TN with B not packed, B itself (ldb_p = ldb).
@@ -296,7 +305,6 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
     ap += MRP;
     b += ldb_p;
   }
-  const V<T> alpha = splat(ep.alpha);
   const bool read_c = !ep.first || ep.beta != T(0);
   const V<T> beta = splat(ep.first ? ep.beta : T(1));
   V<T> bias[NV];
@@ -307,7 +315,9 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
     T* ci = c + i * ldc;
     MLPFAST_UNROLL
     for (int v = 0; v < NV; ++v) {
-      V<T> x = alpha * acc[i][v];
+      // One multiply-add only (alpha is in the packed A), so every instantiation contracts it
+      // to the same FMA: two would leave the compiler a choice of which one to fuse.
+      V<T> x = acc[i][v];
       if (read_c) x += beta * loadu(ci + v * L);
       if (ep.last && ep.bias) x += bias[v];
       storeu(ci + v * L, x);
@@ -455,12 +465,12 @@ void gemm_block(bool trans_a, bool trans_b, bool pack_b, index_t m, index_t n, i
           panel.b_tail = bp;
         }
       }
-      const Epilogue<T> ep{alpha, beta, pc == 0, pc + kc >= k, bias ? bias + jc : nullptr, act};
+      const Epilogue<T> ep{beta, pc == 0, pc + kc >= k, bias ? bias + jc : nullptr, act};
       // loop 3: MC-row blocks of C and A
       for (index_t ic = 0; ic < m; ic += MC) {
         const index_t mc = m - ic < MC ? m - ic : MC;
-        pack_a_mc_x_kc(trans_a, mc, kc, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda,
-                       ap);
+        pack_a_mc_x_kc(trans_a, mc, kc, alpha, trans_a ? a + pc * lda + ic : a + ic * lda + pc,
+                       lda, ap);
         macro_kernel(mc, nc, kc, ap, panel, c + ic * ldc + jc, ldc, ep);
       }
     }
@@ -600,26 +610,35 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 }
 
 // ---------------------------------------------------------------------------------------------
-// Thread grid: tm x tn threads, rectangles cut at MR / NR multiples. Chooses the grid that
-// minimises the largest rectangle's work plus its packing.
+// Thread grid: tm x tn threads, each with its own rectangle of C (and its own packing), so
+// threads never synchronise and never split K. Rows are cut at MR multiples, columns at vector
+// multiples (finer than NR: 500 columns split 256 | 244, not 240 | 260). Any cut gives the same
+// bits, because every micro-kernel variant computes an element the same way. The grid chosen
+// minimises the largest rectangle's multiply-adds plus its packing.
 struct Grid {
   int tm, tn;
+  index_t row_unit, col_unit;  // rows / columns per unit of the cut
+  index_t rows, cols;          // units to share
+  index_t begin(index_t units, int parts, int t, index_t unit) const {
+    return units * t / parts * unit;
+  }
 };
 
 template <typename T>
 Grid choose_grid(int nt, index_t m, index_t n, index_t k, bool pack_b) {
-  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
-  const index_t mt = (m + MR - 1) / MR, ntl = (n + NR - 1) / NR;
-  Grid best{1, 1};
+  constexpr int MR = Blocks<T>::MR, L = lanes<T>();
+  Grid best{1, 1, MR, L, (m + MR - 1) / MR, (n + L - 1) / L};
   double best_cost = -1;
   for (int tm = 1; tm <= nt; ++tm) {
     const int tn = nt / tm;
-    if (tm > mt || tn > ntl) continue;
-    const double rm = double((mt + tm - 1) / tm) * MR, rn = double((ntl + tn - 1) / tn) * NR;
+    if (tm > best.rows || tn > best.cols) continue;
+    const double rm = double((best.rows + tm - 1) / tm) * MR;
+    const double rn = double((best.cols + tn - 1) / tn) * L;
     const double cost = rm * rn * double(k) + rm * double(k) + (pack_b ? rn * double(k) : 0.0);
     if (best_cost < 0 || cost < best_cost) {
       best_cost = cost;
-      best = {tm, tn};
+      best.tm = tm;
+      best.tn = tn;
     }
   }
   return best;
@@ -636,7 +655,6 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
       return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
     return gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   }
-  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
   const bool pack_b = pack_b_needed<T>(trans_b, m, ldb);
   int nt = 1;
 #ifdef _OPENMP
@@ -647,12 +665,13 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     if (want < nt) nt = want < 1 ? 1 : want;
   }
 #endif
-  const Grid g = nt > 1 ? choose_grid<T>(nt, m, n, k, pack_b) : Grid{1, 1};
+  const Grid g = choose_grid<T>(nt, m, n, k, pack_b);
   auto run = [&](int t) {
-    const index_t mt = (m + MR - 1) / MR, ntl = (n + NR - 1) / NR;
     const int ti = t / g.tn, tj = t % g.tn;
-    const index_t i0 = mt * ti / g.tm * MR, i1 = mt * (ti + 1) / g.tm * MR;
-    const index_t j0 = ntl * tj / g.tn * NR, j1 = ntl * (tj + 1) / g.tn * NR;
+    const index_t i0 = g.begin(g.rows, g.tm, ti, g.row_unit);
+    const index_t i1 = g.begin(g.rows, g.tm, ti + 1, g.row_unit);
+    const index_t j0 = g.begin(g.cols, g.tn, tj, g.col_unit);
+    const index_t j1 = g.begin(g.cols, g.tn, tj + 1, g.col_unit);
     const index_t mm = (i1 < m ? i1 : m) - i0, nn = (j1 < n ? j1 : n) - j0;
     if (mm <= 0 || nn <= 0) return;
     gemm_block(trans_a, trans_b, pack_b, mm, nn, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda,

@@ -261,6 +261,29 @@ def test_bitwise_identical_for_threadpool_limits(isa, dtype):
                 np.testing.assert_array_equal(r, results[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_bitwise_identical_wherever_an_element_falls(isa, dtype):
+    # An element of C must come out the same whichever micro-tile (full, edge, buffered) computes
+    # it, since threads cut C at different places: compare C with products of row and column
+    # slices of the operands, which shift every element to other tile positions.
+    # k = 300 > KC: two K blocks, so C is read back; alpha and beta not 1.
+    rng = np.random.default_rng(13)
+    m, k, n = 70, 300, 150
+    for (ta, tb), alpha, beta in zip(FORMS * 2, [1.0] * 4 + [1.25] * 4, [0.0, 0.5] * 4):
+        a, b = operands(rng, m, k, n, ta, tb, dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        full = c.copy()
+        core.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, out=full, alpha=alpha, beta=beta)
+        for i0, j0 in [(0, 1), (0, 5), (0, 17), (3, 0), (9, 33), (8, 48), (13, 7)]:
+            ai = a[:, i0:] if ta else a[i0:]
+            bj = b[j0:] if tb else b[:, j0:]
+            part = c[i0:, j0:].copy()
+            core.gemm(ai, bj, trans_a=ta, trans_b=tb, bias=bias[j0:], out=part, alpha=alpha,
+                      beta=beta)
+            np.testing.assert_array_equal(part, full[i0:, j0:])
+
+
 _DET_SCRIPT = r"""
 import hashlib, json, sys
 import numpy as np
