@@ -235,21 +235,29 @@ void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, i
     for (index_t q = 0; q < len; ++q) ap0[q] *= alpha;
     return;
   }
+  if (trans_a) {
+    // row p of A holds op(A)[:, p]: copy it whole into every sliver, one MR piece each
+    const index_t full = mc / MR * MR;
+    for (index_t p = 0; p < kc; ++p) {
+      const T* src = a + p * lda;
+      for (index_t i0 = 0; i0 < full; i0 += MR) {
+        T* dst = ap + i0 * kc + p * MR;
+        MLPFAST_UNROLL
+        for (int i = 0; i < MR; ++i) dst[i] = src[i0 + i];
+      }
+      if (full < mc) {
+        T* dst = ap + full * kc + p * MR;
+        for (int i = 0; i < MR; ++i) dst[i] = full + i < mc ? src[full + i] : T(0);
+      }
+    }
+    return;
+  }
   for (index_t i0 = 0; i0 < mc; i0 += MR, ap += MR * kc) {
     const int mr = mc - i0 < MR ? int(mc - i0) : MR;
-    if (trans_a) {
-      const T* src = a + i0;
-      for (index_t p = 0; p < kc; ++p) {
-        int i = 0;
-        for (; i < mr; ++i) ap[p * MR + i] = src[p * lda + i];
-        for (; i < MR; ++i) ap[p * MR + i] = T(0);
-      }
-    } else {
-      transpose_copy(a + i0 * lda, lda, mr, kc, ap, MR);
-      if (mr < MR)
-        for (index_t p = 0; p < kc; ++p)
-          for (int i = mr; i < MR; ++i) ap[p * MR + i] = T(0);
-    }
+    transpose_copy(a + i0 * lda, lda, mr, kc, ap, MR);
+    if (mr < MR)
+      for (index_t p = 0; p < kc; ++p)
+        for (int i = mr; i < MR; ++i) ap[p * MR + i] = T(0);
   }
 }
 
@@ -286,6 +294,10 @@ template <typename T, int MR, int NV, int MRP>
 void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, index_t ldb_p,
                      T* __restrict c, index_t ldc, const Epilogue<T>& ep) {
   constexpr int L = lanes<T>();
+  // C is touched only after the kc loop: start fetching its lines now (rows of a large C are
+  // pages apart and would otherwise miss one after another in the epilogue).
+  for (int i = 0; i < MR; ++i)
+    for (int off = 0; off < NV * L; off += 64 / int(sizeof(T))) __builtin_prefetch(c + i * ldc + off, 1);
   V<T> acc[MR][NV];
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {
@@ -427,7 +439,7 @@ template <typename T>
 bool pack_b_needed(bool trans_b, index_t m, index_t ldb) {
   if (trans_b) return true;
   if ((ldb * index_t(sizeof(T))) % 4096 == 0) return true;
-  return m > 2 * Blocks<T>::MC;
+  return m > 1024;
 }
 
 // Loops 3, 4, 5 around the micro-kernel for C[0:m, 0:n] (one thread's rectangle): a, b, c,
