@@ -138,6 +138,18 @@ void act_row(Activation act, T* c, index_t n) {
   }
 }
 
+// relu and leaky_relu are applied in registers, with act_forward's comparison and product;
+// the others (exp, tanh, log1p) by act_row on the stored row.
+inline bool act_in_registers(Activation act) {
+  return act == Activation::relu || act == Activation::leaky_relu;
+}
+template <typename T, typename VT>
+inline VT act_vec(Activation act, VT x) {
+  if (act == Activation::relu) return x > VT{} ? x : VT{};
+  if (act == Activation::leaky_relu) return x > VT{} ? x : (T(kLeakyReluSlope) - VT{}) * x;
+  return x;
+}
+
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
 struct Epilogue {
@@ -332,10 +344,11 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
       V<T> x = acc[i][v];
       if (read_c) x += beta * loadu(ci + v * L);
       if (ep.last && ep.bias) x += bias[v];
+      if (ep.last) x = act_vec<T>(ep.act, x);
       storeu(ci + v * L, x);
     }
   }
-  if (ep.last && ep.act != Activation::identity)
+  if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
     for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, NV * L);
 }
 
@@ -494,52 +507,67 @@ void gemm_block(bool trans_a, bool trans_b, bool pack_b, index_t m, index_t n, i
 // FMAs over p (no K blocking), then the epilogue.
 
 // op(B) rows contiguous (NN, TN): C[i, cols] = sum_p op(A)[i, p] * B[p, cols] for R vectors of
-// columns at once (R independent FMA chains). All R results are formed before any is stored, so
-// a vector that overlaps another (the last one ends at column n) reads the original C and writes
-// the same bits for the shared columns: each column's chain is the same whichever vector has it.
+// columns at once (R independent FMA chains), row after row. All R results of a row are formed
+// before any is stored, so a vector that overlaps another (the last one ends at column n) reads
+// the original C and writes the same bits for the shared columns: each column's chain is the
+// same whichever vector has it.
 template <typename T, typename VT, int R>
-void row_chunk(const T* ai, index_t sa_p, index_t k, const T* b, index_t ldb, const index_t* cols,
-               T alpha, T beta, T* ci, const T* bias) {
+void row_chunk(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
+               index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc,
+               const T* bias, Activation act) {
   typedef VT VU __attribute__((aligned(sizeof(T))));
   auto ld = [](const T* p) { return VT(*reinterpret_cast<const VU*>(p)); };
-  VT acc[R];
-  MLPFAST_UNROLL
-  for (int v = 0; v < R; ++v) acc[v] = VT{};
-  for (index_t p = 0; p < k; ++p) {
-    const VT x = ai[p * sa_p] - VT{};
-    const T* bp = b + p * ldb;
+  for (index_t i = 0; i < m; ++i) {
+    const T* ai = a + i * sa_i;
+    T* ci = c + i * ldc;
+    VT acc[R];
     MLPFAST_UNROLL
-    for (int v = 0; v < R; ++v) acc[v] += x * ld(bp + cols[v]);
+    for (int v = 0; v < R; ++v) acc[v] = VT{};
+    for (index_t p = 0; p < k; ++p) {
+      const VT x = ai[p * sa_p] - VT{};
+      const T* bp = b + p * ldb;
+      MLPFAST_UNROLL
+      for (int v = 0; v < R; ++v) acc[v] += x * ld(bp + cols[v]);
+    }
+    MLPFAST_UNROLL
+    for (int v = 0; v < R; ++v) {
+      acc[v] = (alpha - VT{}) * acc[v];
+      if (beta != T(0)) acc[v] += (beta - VT{}) * ld(ci + cols[v]);
+      if (bias) acc[v] += ld(bias + cols[v]);
+      acc[v] = act_vec<T>(act, acc[v]);
+    }
+    MLPFAST_UNROLL
+    for (int v = 0; v < R; ++v) *reinterpret_cast<VU*>(ci + cols[v]) = acc[v];
   }
-  MLPFAST_UNROLL
-  for (int v = 0; v < R; ++v) {
-    acc[v] = (alpha - VT{}) * acc[v];
-    if (beta != T(0)) acc[v] += (beta - VT{}) * ld(ci + cols[v]);
-    if (bias) acc[v] += ld(bias + cols[v]);
-  }
-  MLPFAST_UNROLL
-  for (int v = 0; v < R; ++v) *reinterpret_cast<VU*>(ci + cols[v]) = acc[v];
 }
 
-// The columns of one row in chunks of up to 4 vectors of VT (n >= lanes of VT). When n is not a
-// multiple of the lanes, one more vector ends at column n; it overlaps only the last full vector
-// and is kept in the same chunk as it.
+template <typename T, typename VT, int R>
+void row_chunk_r(int r, index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k,
+                 const T* b, index_t ldb, const index_t* cols, T alpha, T beta, T* c,
+                 index_t ldc, const T* bias, Activation act) {
+  if (r == R)
+    return row_chunk<T, VT, R>(m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias, act);
+  if constexpr (R > 1)
+    row_chunk_r<T, VT, R - 1>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
+                              act);
+}
+
+// The columns in chunks of up to 8 vectors of VT (n >= lanes of VT): a 100-wide float row is one
+// pass over B. When n is not a multiple of the lanes, one more vector ends at column n; it
+// overlaps only the last full vector and is kept in the same chunk as it.
 template <typename T, typename VT>
-void row_vectors(const T* ai, index_t sa_p, index_t k, const T* b, index_t ldb, index_t n,
-                 T alpha, T beta, T* ci, const T* bias) {
-  constexpr int L = int(sizeof(VT) / sizeof(T));
+void row_vectors(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
+                 index_t ldb, index_t n, T alpha, T beta, T* c, index_t ldc, const T* bias,
+                 Activation act) {
+  constexpr int L = int(sizeof(VT) / sizeof(T)), RMAX = 8;
   const index_t nfull = n / L, nvec = nfull + (n % L ? 1 : 0);
   for (index_t v0 = 0; v0 < nvec;) {
-    int r = nvec - v0 >= 4 ? 4 : int(nvec - v0);
-    if (nvec > nfull && nvec - v0 - r == 1) r = 3;  // else the tail would be left alone
-    index_t cols[4];
+    int r = nvec - v0 >= RMAX ? RMAX : int(nvec - v0);
+    if (nvec > nfull && nvec - v0 - r == 1) r -= 1;  // else the tail would be left alone
+    index_t cols[RMAX];
     for (int v = 0; v < r; ++v) cols[v] = v0 + v < nfull ? (v0 + v) * L : n - L;
-    switch (r) {
-      case 1: row_chunk<T, VT, 1>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
-      case 2: row_chunk<T, VT, 2>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
-      case 3: row_chunk<T, VT, 3>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
-      default: row_chunk<T, VT, 4>(ai, sa_p, k, b, ldb, cols, alpha, beta, ci, bias); break;
-    }
+    row_chunk_r<T, VT, RMAX>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
+                             act);
     v0 += r;
   }
 }
@@ -555,25 +583,27 @@ void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* 
 #endif
   constexpr int L = lanes<T>(), L16 = int(sizeof(V16) / sizeof(T));
   const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
-  for (index_t i = 0; i < m; ++i) {
-    const T* ai = a + i * sa_i;
-    T* ci = c + i * ldc;
-    if (n >= L) {
-      row_vectors<T, V<T>>(ai, sa_p, k, b, ldb, n, alpha, beta, ci, bias);
-    } else if (n >= L16) {
-      row_vectors<T, V16>(ai, sa_p, k, b, ldb, n, alpha, beta, ci, bias);
-    } else {
+  const Activation reg_act = act_in_registers(act) ? act : Activation::identity;
+  if (n >= L) {
+    row_vectors<T, V<T>>(m, a, sa_i, sa_p, k, b, ldb, n, alpha, beta, c, ldc, bias, reg_act);
+  } else if (n >= L16) {
+    row_vectors<T, V16>(m, a, sa_i, sa_p, k, b, ldb, n, alpha, beta, c, ldc, bias, reg_act);
+  } else {
+    for (index_t i = 0; i < m; ++i) {
+      const T* ai = a + i * sa_i;
+      T* ci = c + i * ldc;
       for (index_t j = 0; j < n; ++j) {
         T acc = T(0);
         for (index_t p = 0; p < k; ++p) acc += ai[p * sa_p] * b[p * ldb + j];
         T y = alpha * acc;
         if (beta != T(0)) y += beta * ci[j];
         if (bias) y += bias[j];
-        ci[j] = y;
+        ci[j] = act_forward(reg_act, y);
       }
     }
-    act_row(act, ci, n);
   }
+  if (act != Activation::identity && !act_in_registers(act))
+    for (index_t i = 0; i < m; ++i) act_row(act, c + i * ldc, n);
 }
 
 // op(B) = B^T (NT, TT): C[i, j] = dot(op(A)[i, :], b[j, :]), vectorized along p when op(A)'s
