@@ -436,7 +436,8 @@ struct PackBuffer {
   }
   ~PackBuffer() { std::free(p); }
 };
-thread_local PackBuffer tl_pack;
+thread_local PackBuffer tl_pack_a;  // the calling thread's: packed A, shared by its team
+thread_local PackBuffer tl_pack_b;  // every thread's own: its packed B panel
 
 // K is cut into ceil(k / KC) nearly equal blocks (e.g. 784 -> 4 x 196, not 3 x 256 + 16): a
 // short last block would waste the epilogue's C traffic. Depends on k only.
@@ -455,51 +456,128 @@ bool pack_b_needed(bool trans_b, index_t m, index_t ldb) {
   return m > 1024;
 }
 
-// Loops 3, 4, 5 around the micro-kernel for C[0:m, 0:n] (one thread's rectangle): a, b, c,
-// bias already point at its corner.
+// One packed product on rows [0, m) of C, shared by a team of threads. A is packed once, for all
+// K blocks (block starting at pc: mpad x kc in MR slivers, at ap + mpad * pc); C is then cut into
+// tasks (rows x columns) that the threads take dynamically, each packing the B panel of its own
+// columns. Tasks never split K, and an element's arithmetic does not depend on which task or
+// thread computes it, so results are identical for any thread count or schedule.
 template <typename T>
-void gemm_block(bool trans_a, bool trans_b, bool pack_b, index_t m, index_t n, index_t k,
-                T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                index_t ldc, const T* bias, Activation act) {
-  constexpr int MR = Blocks<T>::MR, NR = Blocks<T>::NV * lanes<T>();
-  constexpr index_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
-  const index_t KCb = k_block<T>(k);
-  const index_t mc_max = ((m < MC ? m : MC) + MR - 1) / MR * MR;
-  const index_t nc_max = ((n < NC ? n : NC) + NR - 1) / NR * NR;
-  const std::size_t a_elems = std::size_t(mc_max) * KCb;
-  const std::size_t b_elems = std::size_t(pack_b ? nc_max : NR) * KCb;
-  T* ap = static_cast<T*>(tl_pack.get((a_elems + b_elems) * sizeof(T)));
-  if (!ap) return;  // out of memory: cannot happen for sane sizes (a few MiB at most)
-  T* bp = ap + a_elems;
-  // loop 5 around the micro-kernel: NC-column panels of C and B
-  for (index_t jc = 0; jc < n; jc += NC) {
-    const index_t nc = n - jc < NC ? n - jc : NC;
-    // loop 4: KC-deep blocks of K (the only loop that accumulates into C)
-    for (index_t pc = 0; pc < k; pc += KCb) {
-      const index_t kc = k - pc < KCb ? k - pc : KCb;
-      Panel<T> panel;
-      if (pack_b) {
-        pack_b_kc_x_nc(trans_b, kc, nc, trans_b ? b + jc * ldb + pc : b + pc * ldb + jc, ldb,
-                       bp);
-        panel = {bp, NR, nullptr};
-      } else {
-        panel = {b + pc * ldb + jc, ldb, nullptr};
-        if (nc % NR) {
-          const index_t jt = nc / NR * NR;
-          pack_b_kc_x_nc(false, kc, nc - jt, b + pc * ldb + jc + jt, ldb, bp);
-          panel.b_tail = bp;
-        }
-      }
-      const Epilogue<T> ep{beta, pc == 0, pc + kc >= k, bias ? bias + jc : nullptr, act};
-      // loop 3: MC-row blocks of C and A
-      for (index_t ic = 0; ic < m; ic += MC) {
-        const index_t mc = m - ic < MC ? m - ic : MC;
-        pack_a_mc_x_kc(trans_a, mc, kc, alpha, trans_a ? a + pc * lda + ic : a + ic * lda + pc,
-                       lda, ap);
-        macro_kernel(mc, nc, kc, ap, panel, c + ic * ldc + jc, ldc, ep);
+struct Job {
+  bool trans_a, trans_b, pack_b;
+  index_t m, n, k, kcb, mpad;
+  const T* a;
+  index_t lda;
+  const T* b;
+  index_t ldb;
+  T alpha, beta;
+  T* c;
+  index_t ldc;
+  const T* bias;
+  Activation act;
+  T* ap;
+  index_t task_rows, task_cols, tasks_m, tasks_n;
+};
+
+// Packing unit u of A: K block u / row_blocks, MC rows u % row_blocks.
+template <typename T>
+void pack_a_unit(const Job<T>& job, index_t u) {
+  constexpr index_t MC = Blocks<T>::MC;
+  const index_t row_blocks = (job.m + MC - 1) / MC;
+  const index_t pc = u / row_blocks * job.kcb, ic = u % row_blocks * MC;
+  const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
+  const index_t mc = job.m - ic < MC ? job.m - ic : MC;
+  pack_a_mc_x_kc(job.trans_a, mc, kc, job.alpha,
+                 job.trans_a ? job.a + pc * job.lda + ic : job.a + ic * job.lda + pc, job.lda,
+                 job.ap + job.mpad * pc + ic * kc);
+}
+
+// Loops 3 and 4 around the micro-kernel for one task: C[i0:i1, j0:j1].
+template <typename T>
+void run_task(const Job<T>& job, index_t t) {
+  constexpr int NR = Blocks<T>::NV * lanes<T>();
+  constexpr index_t MC = Blocks<T>::MC;
+  const index_t i0 = t / job.tasks_n * job.task_rows, j0 = t % job.tasks_n * job.task_cols;
+  const index_t i1 = i0 + job.task_rows < job.m ? i0 + job.task_rows : job.m;
+  const index_t nc = j0 + job.task_cols < job.n ? job.task_cols : job.n - j0;
+  const index_t nc_pad = (nc + NR - 1) / NR * NR;
+  T* bp = static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
+  if (!bp) return;  // out of memory: a few MiB at most, cannot happen in practice
+  const T* b = job.b;
+  const index_t ldb = job.ldb;
+  // loop 4 around the micro-kernel: KC-deep blocks of K (the only loop that accumulates in C)
+  for (index_t pc = 0; pc < job.k; pc += job.kcb) {
+    const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
+    Panel<T> panel;
+    if (job.pack_b) {
+      pack_b_kc_x_nc(job.trans_b, kc, nc, job.trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0,
+                     ldb, bp);
+      panel = {bp, NR, nullptr};
+    } else {
+      panel = {b + pc * ldb + j0, ldb, nullptr};
+      if (nc % NR) {
+        const index_t jt = nc / NR * NR;
+        pack_b_kc_x_nc(false, kc, nc - jt, b + pc * ldb + j0 + jt, ldb, bp);
+        panel.b_tail = bp;
       }
     }
+    const Epilogue<T> ep{job.beta, pc == 0, pc + kc >= job.k, job.bias ? job.bias + j0 : nullptr,
+                         job.act};
+    // loop 3 around the micro-kernel: MC-row blocks (packed A is read in place)
+    for (index_t ic = i0; ic < i1; ic += MC) {
+      const index_t mc = i1 - ic < MC ? i1 - ic : MC;
+      macro_kernel(mc, nc, kc, job.ap + job.mpad * pc + ic * kc, panel, job.c + ic * job.ldc + j0,
+                   job.ldc, ep);
+    }
   }
+}
+
+// Tasks: about four per thread (two when each task packs its B panel), so that a thread slowed
+// by another process hands its share to the others. Rows are split first (MR multiples): a task
+// then reads its own rows of the packed A and all of B, as in Goto's order; columns (vector
+// multiples, NC at most) only when there are too few row blocks.
+template <typename T>
+void plan_tasks(Job<T>& job, int nt) {
+  constexpr int MR = Blocks<T>::MR, L = lanes<T>(), NR = Blocks<T>::NV * L;
+  constexpr index_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
+  const index_t want = nt > 1 ? (job.pack_b ? 2 : 4) * index_t(nt) : 1;
+  const index_t row_blocks = (job.m + MC - 1) / MC;
+  job.tasks_m = row_blocks < want ? row_blocks : want;
+  job.task_rows = ((job.m + job.tasks_m - 1) / job.tasks_m + MR - 1) / MR * MR;
+  job.tasks_m = (job.m + job.task_rows - 1) / job.task_rows;
+  // columns: enough tasks, and a multiple of nt of them when that is possible (9 equal tasks on
+  // 2 threads leave one idle for a ninth of the time)
+  for (index_t tn = (want + job.tasks_m - 1) / job.tasks_m;; ++tn) {
+    index_t cols = ((job.n + tn - 1) / tn + L - 1) / L * L;
+    if (cols < NR) cols = NR;
+    if (cols > NC) cols = NC;
+    job.task_cols = cols;
+    job.tasks_n = (job.n + cols - 1) / cols;
+    if (nt <= 1 || (job.tasks_m * job.tasks_n) % nt == 0 || cols <= NR || tn >= 4 * want) break;
+  }
+}
+
+template <typename T>
+void gemm_packed(Job<T>& job, int nt) {
+  constexpr index_t MC = Blocks<T>::MC;
+  const index_t units = (job.k + job.kcb - 1) / job.kcb * ((job.m + MC - 1) / MC);
+  plan_tasks(job, nt);
+  const index_t tasks = job.tasks_m * job.tasks_n;
+  if (nt > tasks) nt = int(tasks);
+  if (nt <= 1) {
+    for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
+    for (index_t t = 0; t < tasks; ++t) run_task(job, t);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
+    // (implicit barrier: A is packed before any task reads it)
+#pragma omp for schedule(dynamic, 1)
+    for (index_t t = 0; t < tasks; ++t) run_task(job, t);
+  }
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,39 +730,9 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 }
 
 // ---------------------------------------------------------------------------------------------
-// Thread grid: tm x tn threads, each with its own rectangle of C (and its own packing), so
-// threads never synchronise and never split K. Rows are cut at MR multiples, columns at vector
-// multiples (finer than NR: 500 columns split 256 | 244, not 240 | 260). Any cut gives the same
-// bits, because every micro-kernel variant computes an element the same way. The grid chosen
-// minimises the largest rectangle's multiply-adds plus its packing.
-struct Grid {
-  int tm, tn;
-  index_t row_unit, col_unit;  // rows / columns per unit of the cut
-  index_t rows, cols;          // units to share
-  index_t begin(index_t units, int parts, int t, index_t unit) const {
-    return units * t / parts * unit;
-  }
-};
-
-template <typename T>
-Grid choose_grid(int nt, index_t m, index_t n, index_t k, bool pack_b) {
-  constexpr int MR = Blocks<T>::MR, L = lanes<T>();
-  Grid best{1, 1, MR, L, (m + MR - 1) / MR, (n + L - 1) / L};
-  double best_cost = -1;
-  for (int tm = 1; tm <= nt; ++tm) {
-    const int tn = nt / tm;
-    if (tm > best.rows || tn > best.cols) continue;
-    const double rm = double((best.rows + tm - 1) / tm) * MR;
-    const double rn = double((best.cols + tn - 1) / tn) * L;
-    const double cost = rm * rn * double(k) + rm * double(k) + (pack_b ? rn * double(k) : 0.0);
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best.tm = tm;
-      best.tn = tn;
-    }
-  }
-  return best;
-}
+// Packed A of one row super-block stays under this size (rows are processed in super-blocks
+// beyond it, which changes no arithmetic).
+constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
@@ -697,35 +745,46 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
       return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
     return gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   }
-  const bool pack_b = pack_b_needed<T>(trans_b, m, ldb);
+  constexpr int MR = Blocks<T>::MR;
+  constexpr index_t MC = Blocks<T>::MC;
   int nt = 1;
 #ifdef _OPENMP
-  if (!omp_in_parallel()) {
+  if (!omp_in_parallel()) {  // inside someone else's parallel region: stay on this thread
     const double flops = 2.0 * double(m) * double(n) * double(k);
     const int want = int(flops / double(kMinFlopsPerThread));
     nt = omp_get_max_threads();
     if (want < nt) nt = want < 1 ? 1 : want;
   }
 #endif
-  const Grid g = choose_grid<T>(nt, m, n, k, pack_b);
-  auto run = [&](int t) {
-    const int ti = t / g.tn, tj = t % g.tn;
-    const index_t i0 = g.begin(g.rows, g.tm, ti, g.row_unit);
-    const index_t i1 = g.begin(g.rows, g.tm, ti + 1, g.row_unit);
-    const index_t j0 = g.begin(g.cols, g.tn, tj, g.col_unit);
-    const index_t j1 = g.begin(g.cols, g.tn, tj + 1, g.col_unit);
-    const index_t mm = (i1 < m ? i1 : m) - i0, nn = (j1 < n ? j1 : n) - j0;
-    if (mm <= 0 || nn <= 0) return;
-    gemm_block(trans_a, trans_b, pack_b, mm, nn, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda,
-               trans_b ? b + j0 * ldb : b + j0, ldb, beta, c + i0 * ldc + j0, ldc,
-               bias ? bias + j0 : nullptr, act);
-  };
-  const int threads = g.tm * g.tn;
-  if (threads <= 1) return run(0);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int t = 0; t < threads; ++t) run(t);
-#endif
+  Job<T> job{};
+  job.trans_a = trans_a;
+  job.trans_b = trans_b;
+  job.pack_b = pack_b_needed<T>(trans_b, m, ldb);
+  job.n = n;
+  job.k = k;
+  job.kcb = k_block<T>(k);
+  job.lda = lda;
+  job.b = b;
+  job.ldb = ldb;
+  job.alpha = alpha;
+  job.beta = beta;
+  job.ldc = ldc;
+  job.bias = bias;
+  job.act = act;
+  // loop 5 around the micro-kernel, in effect: row super-blocks whose packed A fits the budget
+  index_t rows = index_t(kMaxPackedABytes / sizeof(T)) / k;
+  if (rows < MC) rows = MC;
+  const index_t blocks = (m + rows - 1) / rows;
+  rows = ((m + blocks - 1) / blocks + MR - 1) / MR * MR;  // equal super-blocks
+  for (index_t i0 = 0; i0 < m; i0 += rows) {
+    job.m = m - i0 < rows ? m - i0 : rows;
+    job.mpad = (job.m + MR - 1) / MR * MR;
+    job.a = trans_a ? a + i0 : a + i0 * lda;
+    job.c = c + i0 * ldc;
+    job.ap = static_cast<T*>(tl_pack_a.get(std::size_t(job.mpad) * k * sizeof(T)));
+    if (!job.ap) return;  // out of memory for the packed A (16 MiB at most)
+    gemm_packed(job, nt);
+  }
 }
 
 }  // namespace
