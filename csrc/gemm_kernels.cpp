@@ -18,10 +18,12 @@
 //   pack_a_mc_x_kc         op(A) block -> MR-row slivers (zero-padded), read by broadcast
 //   pack_b_kc_x_nc         op(B) panel -> NR-column slivers (zero-padded), read as vectors
 //   ukernel_mr_x_nr        MR x NR register tile: rank-1 updates over kc, fused epilogue
+//   ukernel_edge           the same kernel sized to the last rows / columns of C
 //   macro_kernel           loops 1 and 2 around the micro-kernel over one packed block
-//   gemm_block             loops 3, 4, 5 for one thread's rectangle of C
+//   run_task               loops 3 and 4 for one task (a block of rows x an NC-or-narrower panel)
+//   gemm_packed            packs A once (all threads), loop 5: threads take the tasks
 //   gemm_rows / gemm_dots  the unpacked path for small products (batch size 1, k tiny)
-//   gemm                   the entry point: path choice, thread grid
+//   gemm                   the entry point: path choice, thread count, row super-blocks
 //
 // The micro-kernel is written once with GCC vector extensions (zmm on avx512, ymm on avx2,
 // 16-byte vectors at the generic level, which GCC lowers to SSE2 on x86-64 and NEON/etc.
@@ -86,8 +88,10 @@ template <typename T> inline V<T> splat(T x) { return x - V<T>{}; }
 // ---------------------------------------------------------------------------------------------
 // Block sizes: the one place that holds them. MR x NR is the register tile (NR = NV vectors),
 // KC the depth of a packed block, MC x KC the packed A block (L2), KC x NC the packed B panel
-// (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped); the K
-// blocking changes rounding, so KC is per dtype and ISA but never depends on threads.
+// (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped), one thread,
+// CPU time: 8x48 beat 6x64 and 12x32 (float); 8x24 tied 6x32 and beat 12x16 (double); MC 96,
+// 192 and 384 were within noise. The K blocking changes rounding, so KC is per dtype and ISA
+// but never depends on threads.
 
 template <typename T> struct Blocks;
 #if MLPFAST_VEC_BYTES == 64
@@ -447,8 +451,9 @@ index_t k_block(index_t k) {
   return (k + nb - 1) / nb;
 }
 
-// B is read in place (not packed) for NN/TN when few row blocks will reuse it, unless its row
-// stride is a multiple of 4 KiB (cache-set conflicts). Only speed depends on this choice.
+// B is read in place (not packed) for NN/TN up to m = 1024 (measured: packing did not pay for
+// the MLP shapes), unless its row stride is a multiple of 4 KiB (cache-set conflicts). Only
+// speed depends on this choice.
 template <typename T>
 bool pack_b_needed(bool trans_b, index_t m, index_t ldb) {
   if (trans_b) return true;
@@ -565,7 +570,7 @@ void gemm_packed(Job<T>& job, int nt) {
   if (nt > tasks) nt = int(tasks);
   if (nt <= 1) {
     for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
-    for (index_t t = 0; t < tasks; ++t) run_task(job, t);
+    for (index_t t = 0; t < tasks; ++t) run_task(job, t);  // loop 5: NC-column panels
     return;
   }
 #ifdef _OPENMP
@@ -574,6 +579,7 @@ void gemm_packed(Job<T>& job, int nt) {
 #pragma omp for schedule(static)
     for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
     // (implicit barrier: A is packed before any task reads it)
+    // loop 5 around the micro-kernel: column panels (and row blocks), one task at a time
 #pragma omp for schedule(dynamic, 1)
     for (index_t t = 0; t < tasks; ++t) run_task(job, t);
   }
@@ -771,7 +777,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   job.ldc = ldc;
   job.bias = bias;
   job.act = act;
-  // loop 5 around the micro-kernel, in effect: row super-blocks whose packed A fits the budget
+  // row super-blocks whose packed A fits the budget (one for every MLP shape)
   index_t rows = index_t(kMaxPackedABytes / sizeof(T)) / k;
   if (rows < MC) rows = MC;
   const index_t blocks = (m + rows - 1) / rows;
