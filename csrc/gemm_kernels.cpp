@@ -576,7 +576,9 @@ void gemm_packed(Job<T>& job, int nt) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
   {
-#pragma omp for schedule(static)
+    // dynamic here too: a thread that another process keeps off its core must not hold up the
+    // barrier with a share of the packing
+#pragma omp for schedule(dynamic, 1)
     for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
     // (implicit barrier: A is packed before any task reads it)
     // loop 5 around the micro-kernel: column panels (and row blocks), one task at a time
