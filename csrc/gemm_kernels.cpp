@@ -496,6 +496,12 @@ void pack_a_unit(const Job<T>& job, index_t u) {
                  job.ap + job.mpad * pc + ic * kc);
 }
 
+// The unpacked path (below); also the fallback when a packing buffer cannot be allocated.
+template <typename T>
+void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                   const T* bias, Activation act);
+
 // Loops 3 and 4 around the micro-kernel for one task: C[i0:i1, j0:j1].
 template <typename T>
 void run_task(const Job<T>& job, index_t t) {
@@ -506,7 +512,14 @@ void run_task(const Job<T>& job, index_t t) {
   const index_t nc = j0 + job.task_cols < job.n ? job.task_cols : job.n - j0;
   const index_t nc_pad = (nc + NR - 1) / NR * NR;
   T* bp = static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
-  if (!bp) return;  // out of memory: a few MiB at most, cannot happen in practice
+  if (!bp) {  // out of memory (for a few MiB): slower, still correct
+    const index_t mm = i1 - i0;
+    return gemm_unpacked(job.trans_a, job.trans_b, mm, nc, job.k, job.alpha,
+                         job.trans_a ? job.a + i0 : job.a + i0 * job.lda, job.lda,
+                         job.trans_b ? job.b + j0 * job.ldb : job.b + j0, job.ldb, job.beta,
+                         job.c + i0 * job.ldc + j0, job.ldc, job.bias ? job.bias + j0 : nullptr,
+                         job.act);
+  }
   const T* b = job.b;
   const index_t ldb = job.ldb;
   // loop 4 around the micro-kernel: KC-deep blocks of K (the only loop that accumulates in C)
@@ -726,6 +739,14 @@ void gemm_dots(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* 
   }
 }
 
+template <typename T>
+void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                   const T* bias, Activation act) {
+  if (trans_b) return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
+  gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
+}
+
 // k == 0 or alpha == 0: C = act(beta * C + bias).
 template <typename T>
 void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Activation act) {
@@ -748,11 +769,9 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
           Activation act) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc, bias, act);
-  if (m <= kSmallM || k <= kSmallK) {
-    if (trans_b)
-      return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
-    return gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
-  }
+  if (m <= kSmallM || k <= kSmallK)
+    return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias,
+                         act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
   int nt = 1;
@@ -790,7 +809,11 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     job.a = trans_a ? a + i0 : a + i0 * lda;
     job.c = c + i0 * ldc;
     job.ap = static_cast<T*>(tl_pack_a.get(std::size_t(job.mpad) * k * sizeof(T)));
-    if (!job.ap) return;  // out of memory for the packed A (16 MiB at most)
+    if (!job.ap) {  // out of memory for the packed A: slower, still correct
+      gemm_unpacked(trans_a, trans_b, job.m, n, k, alpha, job.a, lda, b, ldb, beta, job.c, ldc,
+                    bias, act);
+      continue;
+    }
     gemm_packed(job, nt);
   }
 }
