@@ -90,16 +90,16 @@ template <typename T> inline V<T> splat(T x) { return x - V<T>{}; }
 // KC the depth of a packed block, MC x KC the packed A block (L2), KC x NC the packed B panel
 // (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped), one thread,
 // CPU time: 8x48 beat 6x64 and 12x32 (float); 8x24 tied 6x32 and beat 12x16 (double); MC 96,
-// 192 and 384 were within noise. The K blocking changes rounding, so KC is per dtype and ISA
+// 192 and 384 were within noise on one thread, 192 won on two (a 128-row task is one block). The K blocking changes rounding, so KC is per dtype and ISA
 // but never depends on threads.
 
 template <typename T> struct Blocks;
 #if MLPFAST_VEC_BYTES == 64
 template <> struct Blocks<float> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 96, NC = 1536;
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 1536;
 };
 template <> struct Blocks<double> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 96, NC = 768;
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 768;
 };
 #elif MLPFAST_VEC_BYTES == 32
 template <> struct Blocks<float> {
@@ -549,28 +549,38 @@ void run_task(const Job<T>& job, index_t t) {
   }
 }
 
-// Tasks: about four per thread (two when each task packs its B panel), so that a thread slowed
-// by another process hands its share to the others. Rows are split first (MR multiples): a task
-// then reads its own rows of the packed A and all of B, as in Goto's order; columns (vector
-// multiples, NC at most) only when there are too few row blocks.
+// Tasks: about four per thread (two when each task packs a B panel), so that a thread slowed by
+// another process hands its share to the others, and a multiple of the thread count when that
+// is possible (9 equal tasks on 2 threads leave one idle for a ninth of the time). B read in
+// place: rows are split first (MR multiples), and a task reads its rows of the packed A and all
+// of B, as in Goto's order. B packed: columns are split first (vector multiples, NC at most),
+// so no two tasks pack the same B columns unless there are too few of them.
+inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size, index_t max_size,
+                 index_t& size, index_t& count) {
+  size = ((extent + parts - 1) / parts + unit - 1) / unit * unit;
+  if (size < min_size) size = min_size;
+  if (size > max_size) size = max_size;
+  count = (extent + size - 1) / size;
+}
+
 template <typename T>
 void plan_tasks(Job<T>& job, int nt) {
   constexpr int MR = Blocks<T>::MR, L = lanes<T>(), NR = Blocks<T>::NV * L;
   constexpr index_t MC = Blocks<T>::MC, NC = Blocks<T>::NC;
   const index_t want = nt > 1 ? (job.pack_b ? 2 : 4) * index_t(nt) : 1;
-  const index_t row_blocks = (job.m + MC - 1) / MC;
-  job.tasks_m = row_blocks < want ? row_blocks : want;
-  job.task_rows = ((job.m + job.tasks_m - 1) / job.tasks_m + MR - 1) / MR * MR;
-  job.tasks_m = (job.m + job.task_rows - 1) / job.task_rows;
-  // columns: enough tasks, and a multiple of nt of them when that is possible (9 equal tasks on
-  // 2 threads leave one idle for a ninth of the time)
-  for (index_t tn = (want + job.tasks_m - 1) / job.tasks_m;; ++tn) {
-    index_t cols = ((job.n + tn - 1) / tn + L - 1) / L * L;
-    if (cols < NR) cols = NR;
-    if (cols > NC) cols = NC;
-    job.task_cols = cols;
-    job.tasks_n = (job.n + cols - 1) / cols;
-    if (nt <= 1 || (job.tasks_m * job.tasks_n) % nt == 0 || cols <= NR || tn >= 4 * want) break;
+  const index_t big = index_t(1) << 40;
+  // the first dimension gets `want` parts (as far as it goes), the second makes up the rest
+  for (index_t extra = 0;; ++extra) {
+    if (job.pack_b) {
+      split_tasks(job.n, want, L, NR, NC, job.task_cols, job.tasks_n);
+      const index_t tm = (want + job.tasks_n - 1) / job.tasks_n + extra;
+      split_tasks(job.m, tm, MR, MR, big, job.task_rows, job.tasks_m);
+    } else {
+      split_tasks(job.m, want, MR, MC, big, job.task_rows, job.tasks_m);
+      const index_t tn = (want + job.tasks_m - 1) / job.tasks_m + extra;
+      split_tasks(job.n, tn, L, NR, NC, job.task_cols, job.tasks_n);
+    }
+    if (nt <= 1 || (job.tasks_m * job.tasks_n) % nt == 0 || extra >= 4 * want) break;
   }
 }
 
