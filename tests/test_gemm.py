@@ -74,8 +74,8 @@ def check(result, expected, bound):
     assert np.all(err <= bound), f"error {err[worst]:.3g} > bound {bound[worst]:.3g} at {worst}"
 
 
-# Shapes that are not multiples of any tile (MR 4..8, NR 6..48) or block (KC 256, MC 96), plus
-# the batch-size-1 shapes of the MLP and the small-path boundaries.
+# Shapes that are not multiples of any tile (MR 4..8, NR 6..48) or block (KC 256, MC 96..192),
+# plus the batch-size-1 shapes of the MLP and the small-path boundaries.
 SHAPES = [
     (1, 1, 1), (2, 3, 5), (1, 784, 100), (1, 100, 10), (784, 1, 100), (100, 1, 10),
     (1, 10, 100), (4, 33, 49), (5, 4, 50), (5, 5, 5), (9, 17, 47), (13, 257, 97),
