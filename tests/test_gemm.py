@@ -323,8 +323,9 @@ def test_bitwise_identical_for_omp_num_threads():
     assert runs["1"] == runs["2"] == runs["16"]
 
 
-def test_inside_parallel_region_runs_single_threaded():
-    # Python threads calling gemm at once (each releases the GIL): results stay exact.
+def test_concurrent_calls_from_python_threads():
+    # Python threads calling gemm at once (each releases the GIL, each has its own packing
+    # buffers and OpenMP team): results stay exact.
     import threading
 
     rng = np.random.default_rng(8)
