@@ -117,7 +117,7 @@ template <> struct Blocks<double> {
 };
 #endif
 
-// Path and threading thresholds (shape only, so the arithmetic never depends on threads).
+// Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;             // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;             // k <= 4 (outer products, dW at batch 1): same
 constexpr index_t kMinFlopsPerThread = index_t(1) << 18;  // below this a thread costs more
