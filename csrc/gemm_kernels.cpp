@@ -120,7 +120,7 @@ template <> struct Blocks<double> {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;             // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;             // k <= 4 (outer products, dW at batch 1): same
-constexpr index_t kMinFlopsPerThread = index_t(1) << 18;  // below this a thread costs more
+constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // ~20 us of work: below, a barrier costs more
 
 // ---------------------------------------------------------------------------------------------
 // Activation applied to a finished row of C (the epilogue's last step). The switch is outside
