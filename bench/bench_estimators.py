@@ -34,9 +34,13 @@ _medians = {}  # group -> library -> median seconds
 
 CASES = {
     "lecture": dict(
-        data=(20_000, 784, 10), hidden=(500, 500), solver="adam", lr=1e-3, batch=100, rounds=3
+        data=(20_000, 784, 10), hidden=(500, 500), solver="adam", lr=1e-3, batch=100, rounds=3,
+        title="estimators: epoch of 784-500-500-10, Adam, batch 100, 20000 samples f32",
     ),
-    "batch1": dict(data=(2_000, 784, 10), hidden=(100,), solver="sgd", lr=0.01, batch=1, rounds=3),
+    "batch1": dict(
+        data=(2_000, 784, 10), hidden=(100,), solver="sgd", lr=0.01, batch=1, rounds=3,
+        title="estimators: epoch of 784-100-10, plain SGD, batch 1, 2000 samples f32",
+    ),
 }
 
 
@@ -124,7 +128,7 @@ def test_epoch(benchmark, ratio_table, group, library):
         epoch = _epoch_sklearn_like(
             MLPClassifier if library == "mlpfast" else SklearnMLPClassifier, case, X, y
         )
-    benchmark.group = group
+    benchmark.group = case["title"]
     benchmark.extra_info.update(samples=len(X), engine=_engine.BACKEND, library=library)
     epoch()  # warm-up: first-touch allocations, thread pools
     benchmark.pedantic(epoch, rounds=case["rounds"], iterations=1)
