@@ -187,7 +187,8 @@ def chart(benchmarks, path):
     ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s",
             title="Training step, 784-500-500-10 ReLU Adam, float32")
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend()
+    if steps:
+        ax1.legend()
 
     gemm = defaultdict(dict)
     for b in benchmarks:
@@ -205,7 +206,8 @@ def chart(benchmarks, path):
     ax2.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, rotation=90,
                    fontsize=6)
     ax2.set(ylabel="GFLOP/s", title="GEMM at the MLP's shapes")
-    ax2.legend()
+    if libs:
+        ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
