@@ -479,35 +479,12 @@ def test_engine_calls_keep_the_contract(Est, dtype, solver, monkeypatch):
         assert Y.ndim == 2 and type(alpha) is float
         return reference.loss_grad(params, layer_units, activation, out_activation, X, Y, sw, alpha)
 
-    def checked_train_epoch(
-        params,
-        opt_state,
-        layer_units,
-        activation,
-        out_activation,
-        X,
-        Y,
-        sw,
-        order,
-        batch_size,
-        **kw,
-    ):
+    def checked_train_epoch(*args, **kw):
+        params, opt_state, _, _, _, X, Y, sw, order, batch_size = args
         _check_arrays(dtype, params, opt_state, X, Y, sw, writeable=(params, opt_state))
         assert order.dtype == np.intp and order.flags.c_contiguous and type(batch_size) is int
         assert all(type(v) in (float, int, bool, str) for v in kw.values())
-        return reference.train_epoch(
-            params,
-            opt_state,
-            layer_units,
-            activation,
-            out_activation,
-            X,
-            Y,
-            sw,
-            order,
-            batch_size,
-            **kw,
-        )
+        return reference.train_epoch(*args, **kw)
 
     monkeypatch.setattr(_engine, "forward", checked_forward)
     monkeypatch.setattr(_engine, "loss_grad", checked_loss_grad)
