@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -632,6 +633,24 @@ PYBIND11_MODULE(_core, m) {
     if (!mlpfast::set_isa(forced))
       throw py::import_error(std::string("MLPFAST_ISA=") + forced +
                              " is unknown or not supported by this CPU");
+  }
+
+  // The names of every concept the core implements, for the Python side to validate against
+  // and the tests to parametrise over (mlpfast.reference is checked to name the same sets).
+  auto names = [](const auto& table) {
+    py::tuple t(std::size(table));
+    for (size_t i = 0; i < std::size(table); ++i) t[i] = py::str(table[i].first);
+    return t;
+  };
+  m.attr("ACTIVATIONS") = names(kActivationNames);
+  m.attr("OUTPUT_ACTIVATIONS") = names(kOutputNames);
+  m.attr("SOLVERS") = py::make_tuple("sgd", "adam");
+  {
+    const char* levels[8];
+    const int n = mlpfast::compiled_isas(levels, 8);
+    py::tuple t(n);
+    for (int i = 0; i < n; ++i) t[i] = py::str(levels[i]);
+    m.attr("ISA_LEVELS") = t;  // compiled into this build, worst to best
   }
 
   m.def("isa", [] { return std::string(mlpfast::active_isa()); },

@@ -93,6 +93,12 @@ int available_isas(const char** names, int capacity) {
   return n;
 }
 
+int compiled_isas(const char** names, int capacity) {
+  int n = 0;
+  for (int i = 0; i < kNumLevels && n < capacity; ++i) names[n++] = kLevels[i].name;
+  return n;
+}
+
 bool set_isa(const char* name) {
   init_once();
   for (int i = 0; i < kNumLevels; ++i) {

@@ -110,6 +110,8 @@ template <> inline const KernelSet<double>& kernels<double>() { return active_ke
 const char* active_isa();
 // Names of the levels this build has and this CPU can run, best last.
 int available_isas(const char** names, int capacity);
+// Names of the levels this build has, whether or not this CPU can run them, worst to best.
+int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
 
