@@ -11,8 +11,9 @@ LECTURE_UNITS = (784, 500, 500, 10)  # the lecture's example network
 N_CLASSES = 10
 
 
-def synthetic_classification(n_samples, n_features=784, n_classes=N_CLASSES, dtype=np.float32,
-                             seed=0):
+def synthetic_classification(
+    n_samples, n_features=784, n_classes=N_CLASSES, dtype=np.float32, seed=0
+):
     """Gaussian blobs around random class centres: learnable, but not trivially."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_classes, n_features), dtype=np.float32)

@@ -40,8 +40,22 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
     t = [0]
 
     def epoch():
-        _, t[0] = train(params, state, LECTURE, "relu", "softmax", X, Y, None, order, 100,
-                        solver="adam", alpha=1e-4, learning_rate=1e-3, t=t[0])
+        _, t[0] = train(
+            params,
+            state,
+            LECTURE,
+            "relu",
+            "softmax",
+            X,
+            Y,
+            None,
+            order,
+            100,
+            solver="adam",
+            alpha=1e-4,
+            learning_rate=1e-3,
+            t=t[0],
+        )
 
     benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
     benchmark.extra_info.update(engine=engine, samples=len(X))
@@ -60,8 +74,23 @@ def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
     train = ENGINES[engine]
 
     def epoch():
-        train(params, velocity, units, "relu", "softmax", X, Y, None, order, 1, solver="sgd",
-              alpha=1e-4, learning_rate=1e-3, momentum=0.9, nesterov=True)
+        train(
+            params,
+            velocity,
+            units,
+            "relu",
+            "softmax",
+            X,
+            Y,
+            None,
+            order,
+            1,
+            solver="sgd",
+            alpha=1e-4,
+            learning_rate=1e-3,
+            momentum=0.9,
+            nesterov=True,
+        )
 
     benchmark.group = "epoch 784-100-10 sgd batch 1 float32"
     benchmark.extra_info.update(engine=engine, samples=len(X))

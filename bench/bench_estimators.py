@@ -34,11 +34,21 @@ _medians = {}  # group -> library -> median seconds
 
 CASES = {
     "lecture": dict(
-        data=(20_000, 784, 10), hidden=(500, 500), solver="adam", lr=1e-3, batch=100, rounds=3,
+        data=(20_000, 784, 10),
+        hidden=(500, 500),
+        solver="adam",
+        lr=1e-3,
+        batch=100,
+        rounds=3,
         title="estimators: epoch of 784-500-500-10, Adam, batch 100, 20000 samples f32",
     ),
     "batch1": dict(
-        data=(2_000, 784, 10), hidden=(100,), solver="sgd", lr=0.01, batch=1, rounds=3,
+        data=(2_000, 784, 10),
+        hidden=(100,),
+        solver="sgd",
+        lr=0.01,
+        batch=1,
+        rounds=3,
         title="estimators: epoch of 784-100-10, plain SGD, batch 1, 2000 samples f32",
     ),
 }
@@ -68,8 +78,7 @@ def _epoch_sklearn_like(cls, case, X, y):
 
 def _epoch_torch(case, X, y):
     n_classes = int(y.max()) + 1
-    loop = TorchLoop((X.shape[1], *case["hidden"], n_classes), solver=case["solver"],
-                     lr=case["lr"])
+    loop = TorchLoop((X.shape[1], *case["hidden"], n_classes), solver=case["solver"], lr=case["lr"])
     Xt, yt = loop.tensors(X, y)
     batch = case["batch"]
     generator = loop.torch.Generator().manual_seed(0)

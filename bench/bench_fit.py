@@ -6,8 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, TorchLoop, init_params, one_hot, synthetic_classification,
-                    torch_available)
+from _peers import (
+    LECTURE_UNITS,
+    TorchLoop,
+    init_params,
+    one_hot,
+    synthetic_classification,
+    torch_available,
+)
 
 import mlpfast
 from mlpfast import reference
@@ -23,8 +29,15 @@ def data():
 
 
 def _estimator(cls):
-    return cls(LECTURE_UNITS[1:-1], batch_size=100, learning_rate_init=1e-3, max_iter=EPOCHS,
-               tol=0.0, n_iter_no_change=EPOCHS + 1, random_state=0)
+    return cls(
+        LECTURE_UNITS[1:-1],
+        batch_size=100,
+        learning_rate_init=1e-3,
+        max_iter=EPOCHS,
+        tol=0.0,
+        n_iter_no_change=EPOCHS + 1,
+        random_state=0,
+    )
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -51,8 +64,20 @@ def test_fit(benchmark, data, library):
             rng, t = np.random.RandomState(0), 0
             for _ in range(EPOCHS):
                 order = rng.permutation(N_FIT)
-                _, t = reference.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", X,
-                                             Y, None, order, 100, solver="adam", t=t)
+                _, t = reference.train_epoch(
+                    params,
+                    state,
+                    LECTURE_UNITS,
+                    "relu",
+                    "softmax",
+                    X,
+                    Y,
+                    None,
+                    order,
+                    100,
+                    solver="adam",
+                    t=t,
+                )
     else:
         if not torch_available():
             pytest.skip("PyTorch is not installed")
@@ -63,6 +88,7 @@ def test_fit(benchmark, data, library):
             g = loop.torch.Generator().manual_seed(0)
             for _ in range(EPOCHS):
                 loop.epoch(xt, yt, 100, loop.torch.randperm(N_FIT, generator=g))
+
     benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=0)
 
 

@@ -7,8 +7,15 @@ import warnings
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, N_CLASSES, TorchLoop, init_params, one_hot,
-                    synthetic_classification, torch_available)
+from _peers import (
+    LECTURE_UNITS,
+    N_CLASSES,
+    TorchLoop,
+    init_params,
+    one_hot,
+    synthetic_classification,
+    torch_available,
+)
 
 from mlpfast import _core, reference
 
@@ -31,8 +38,22 @@ def _step_fn(library, X, y, Y, batch_size):
         order = np.arange(batch_size)
 
         def step():
-            engine.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", Xb, Yb, None,
-                               order, batch_size, solver="adam", learning_rate=1e-3, t=0)
+            engine.train_epoch(
+                params,
+                state,
+                LECTURE_UNITS,
+                "relu",
+                "softmax",
+                Xb,
+                Yb,
+                None,
+                order,
+                batch_size,
+                solver="adam",
+                learning_rate=1e-3,
+                t=0,
+            )
+
         return step
     if library == "sklearn":
         from sklearn.neural_network import MLPClassifier

@@ -6,8 +6,14 @@ import os
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, TorchLoop, init_params, one_hot, synthetic_classification,
-                    torch_available)
+from _peers import (
+    LECTURE_UNITS,
+    TorchLoop,
+    init_params,
+    one_hot,
+    synthetic_classification,
+    torch_available,
+)
 from threadpoolctl import threadpool_limits
 
 from mlpfast import _core, reference
@@ -36,8 +42,20 @@ def test_epoch_threads(benchmark, data, library, threads):
 
         def epoch():
             with threadpool_limits(limits=threads):
-                engine.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", X, Y, None,
-                                   order, 100, solver="adam", t=0)
+                engine.train_epoch(
+                    params,
+                    state,
+                    LECTURE_UNITS,
+                    "relu",
+                    "softmax",
+                    X,
+                    Y,
+                    None,
+                    order,
+                    100,
+                    solver="adam",
+                    t=0,
+                )
     else:
         if not torch_available():
             pytest.skip("PyTorch is not installed")
@@ -51,4 +69,5 @@ def test_epoch_threads(benchmark, data, library, threads):
                 loop.epoch(xt, yt, 100, order)
             finally:
                 loop.torch.set_num_threads(before)
+
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)

@@ -37,12 +37,16 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("GEMM: GFLOP/s (median) and ratio mlpfast/numpy (> 1: mlpfast faster)")
     for info in threadpoolctl.threadpool_info():
-        tr.write_line(f"  {info.get('internal_api')} {info.get('version')} "
-                      f"{info.get('architecture', '')} threads={info.get('num_threads')}")
+        tr.write_line(
+            f"  {info.get('internal_api')} {info.get('version')} "
+            f"{info.get('architecture', '')} threads={info.get('num_threads')}"
+        )
     tr.write_line(f"{'case':34s} {'numpy':>9s} {'mlpfast':>9s} {'ratio':>7s}")
     for group, r in _results.items():
         if "numpy" not in r or "mlpfast" not in r:
             continue
         gf = lambda t: r["flops"] / t / 1e9  # noqa: E731
-        tr.write_line(f"{group:34s} {gf(r['numpy']):9.2f} {gf(r['mlpfast']):9.2f} "
-                      f"{r['numpy'] / r['mlpfast']:6.2f}x")
+        tr.write_line(
+            f"{group:34s} {gf(r['numpy']):9.2f} {gf(r['mlpfast']):9.2f} "
+            f"{r['numpy'] / r['mlpfast']:6.2f}x"
+        )

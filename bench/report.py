@@ -21,17 +21,31 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-SUITES = ["bench_gemm.py", "bench_core.py", "bench_step.py", "bench_estimators.py", "bench_fit.py",
-          "bench_threads.py"]
+SUITES = [
+    "bench_gemm.py",
+    "bench_core.py",
+    "bench_step.py",
+    "bench_estimators.py",
+    "bench_fit.py",
+    "bench_threads.py",
+]
 ORDER = ["mlpfast", "numpy", "sklearn", "torch"]
 ALIASES = {"core": "mlpfast", "reference": "numpy"}  # bench_core names the engines
 
 
 def run_suites(quick, select):
     RESULTS.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           f"--benchmark-json={RESULTS / 'benchmarks.json'}", "--benchmark-sort=name",
-           "--benchmark-columns=median,iqr,rounds"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={RESULTS / 'benchmarks.json'}",
+        "--benchmark-sort=name",
+        "--benchmark-columns=median,iqr,rounds",
+    ]
     cmd += [str(HERE / s) for s in SUITES if (HERE / s).exists()]
     if quick:
         cmd += ["--benchmark-max-time=0.2", "--benchmark-min-rounds=2"]
@@ -68,9 +82,11 @@ def machine():
 
     import mlpfast._core as core
 
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
-            f"Python {platform.python_version()}, numpy {numpy.__version__}; mlpfast kernels "
-            f"{core.isa()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
+        f"Python {platform.python_version()}, numpy {numpy.__version__}; mlpfast kernels "
+        f"{core.isa()}"
+    )
 
 
 def fmt_time(s):
@@ -99,16 +115,21 @@ def gemm_table(benchmarks):
         if "flops" not in b.get("extra_info", {}):
             continue
         form, shape, dtype = b["group"].split()
-        cells[(shape, f"{form} {dtype.replace('float', 'f')}")][library_of(b)] = \
-            b["stats"]["median"]
+        cells[(shape, f"{form} {dtype.replace('float', 'f')}")][library_of(b)] = b["stats"][
+            "median"
+        ]
         flops[shape] = b["extra_info"]["flops"]
     if not cells:
         return []
     shapes = sorted({k[0] for k in cells}, key=lambda s: [int(x) for x in s.split("x")])
     cols = sorted({k[1] for k in cells})
-    lines = ["**GEMM vs numpy.matmul** (OpenBLAS), default threads: mlpfast GFLOP/s "
-             "(numpy's time / mlpfast's: > 1 means mlpfast is faster)", "",
-             "| m x k x n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        "**GEMM vs numpy.matmul** (OpenBLAS), default threads: mlpfast GFLOP/s "
+        "(numpy's time / mlpfast's: > 1 means mlpfast is faster)",
+        "",
+        "| m x k x n | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for shape in shapes:
         row = []
         for col in cols:
@@ -129,9 +150,13 @@ def tables(benchmarks):
             groups[b.get("group") or b["name"]].append(b)
     lines = []
     for group in sorted(groups):
-        rows = sorted(groups[group], key=lambda b: (ORDER.index(library_of(b))
-                                                    if library_of(b) in ORDER else 9,
-                                                    b.get("extra_info", {}).get("threads", 0)))
+        rows = sorted(
+            groups[group],
+            key=lambda b: (
+                ORDER.index(library_of(b)) if library_of(b) in ORDER else 9,
+                b.get("extra_info", {}).get("threads", 0),
+            ),
+        )
         threads = all("threads" in b.get("extra_info", {}) for b in rows)
         if threads:  # thread scaling: against the same library on one thread
             base = next((b for b in rows if b["extra_info"]["threads"] == 1), None)
@@ -139,8 +164,7 @@ def tables(benchmarks):
         else:
             base = next((b for b in rows if library_of(b) == "mlpfast"), None)
             header = "its time / mlpfast's"
-        lines += [f"**{group}**", "", f"| | median | throughput | {header} |",
-                  "|---|---|---|---|"]
+        lines += [f"**{group}**", "", f"| | median | throughput | {header} |", "|---|---|---|---|"]
         for b in rows:
             value, unit = rate(b)
             label = library_of(b)
@@ -148,8 +172,11 @@ def tables(benchmarks):
                 label += f", {b['extra_info']['threads']} thread(s)"
             ratio = ""
             if base is not None and b is not base:
-                ratio = (f"{base['stats']['median'] / b['stats']['median']:.2f}" if threads
-                         else f"{b['stats']['median'] / base['stats']['median']:.2f}")
+                ratio = (
+                    f"{base['stats']['median'] / b['stats']['median']:.2f}"
+                    if threads
+                    else f"{b['stats']['median'] / base['stats']['median']:.2f}"
+                )
             thr = f"{value:,.0f} {unit}" if value else ""
             lines.append(f"| {label} | {fmt_time(b['stats']['median'])} | {thr} | {ratio} |")
         lines.append("")
@@ -159,10 +186,15 @@ def tables(benchmarks):
 def memory_table(mem):
     if not mem:
         return []
-    lines = [f"**Peak memory of one fit epoch ({mem['samples']} samples, each library in its own "
-             f"process).** What any implementation must hold: X + parameters + Adam state = "
-             f"{mem['floor'] / 2**20:.1f} MiB; 'rise' is what the fit added to a process that "
-             f"already held X.", "", "| | peak RSS | rise during fit |", "|---|---|---|"]
+    lines = [
+        f"**Peak memory of one fit epoch ({mem['samples']} samples, each library in its own "
+        f"process).** What any implementation must hold: X + parameters + Adam state = "
+        f"{mem['floor'] / 2**20:.1f} MiB; 'rise' is what the fit added to a process that "
+        f"already held X.",
+        "",
+        "| | peak RSS | rise during fit |",
+        "|---|---|---|",
+    ]
     for r in mem["runs"]:
         rise = r["peak"] - r["rss_before"]
         lines.append(f"| {r['library']} | {r['peak'] / 2**20:.0f} MiB | {rise / 2**20:.1f} MiB |")
@@ -184,8 +216,13 @@ def chart(benchmarks, path):
     for lib in [l for l in ORDER if l in steps]:
         xs = sorted(steps[lib])
         ax1.plot(xs, [steps[lib][x] for x in xs], marker="o", label=lib)
-    ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s",
-            title="Training step, 784-500-500-10 ReLU Adam, float32")
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size",
+        ylabel="samples / s",
+        title="Training step, 784-500-500-10 ReLU Adam, float32",
+    )
     ax1.grid(True, which="both", alpha=0.3)
     if steps:
         ax1.legend()
@@ -197,14 +234,18 @@ def chart(benchmarks, path):
             key = b.get("group", b["name"])
             gemm[key][library_of(b)] = info["flops"] / b["stats"]["median"] / 1e9
     keys = sorted(gemm)
-    libs = sorted({l for v in gemm.values() for l in v}, key=lambda l: ORDER.index(l)
-                  if l in ORDER else 9)
+    libs = sorted(
+        {l for v in gemm.values() for l in v}, key=lambda l: ORDER.index(l) if l in ORDER else 9
+    )
     width = 0.8 / max(1, len(libs))
     for i, lib in enumerate(libs):
-        ax2.bar([k + i * width for k in range(len(keys))], [gemm[k].get(lib, 0) for k in keys],
-                width, label=lib)
-    ax2.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, rotation=90,
-                   fontsize=6)
+        ax2.bar(
+            [k + i * width for k in range(len(keys))],
+            [gemm[k].get(lib, 0) for k in keys],
+            width,
+            label=lib,
+        )
+    ax2.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, rotation=90, fontsize=6)
     ax2.set(ylabel="GFLOP/s", title="GEMM at the MLP's shapes")
     if libs:
         ax2.legend()
@@ -223,11 +264,17 @@ def main(argv=None):
     data = json.loads((RESULTS / "benchmarks.json").read_text())
     mem_path = RESULTS / "memory.json"
     mem = json.loads(mem_path.read_text()) if mem_path.exists() else None
-    lines = ["# mlpfast benchmark report", "",
-             f"Machine: {machine()}. Measured {data.get('datetime', '')[:19]}.", "",
-             "Medians; each group measured side by side in one run. A ratio above 1 means "
-             "mlpfast is faster.", "",
-             "![chart](chart.png)", ""]
+    lines = [
+        "# mlpfast benchmark report",
+        "",
+        f"Machine: {machine()}. Measured {data.get('datetime', '')[:19]}.",
+        "",
+        "Medians; each group measured side by side in one run. A ratio above 1 means "
+        "mlpfast is faster.",
+        "",
+        "![chart](chart.png)",
+        "",
+    ]
     lines += gemm_table(data["benchmarks"]) + tables(data["benchmarks"]) + memory_table(mem)
     (RESULTS / "report.md").write_text("\n".join(lines))
     chart(data["benchmarks"], RESULTS / "chart.png")

@@ -19,5 +19,7 @@ for name, cls in [("mlpfast", MLPClassifier), ("scikit-learn", SkMLPClassifier)]
     start = time.perf_counter()
     clf = cls(**params).fit(X_train, y_train)
     elapsed = time.perf_counter() - start
-    print(f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, {clf.n_iter_} epochs, "
-          f"{elapsed:.2f} s, final loss {clf.loss_:.6f}")
+    print(
+        f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, {clf.n_iter_} epochs, "
+        f"{elapsed:.2f} s, final loss {clf.loss_:.6f}"
+    )

@@ -12,7 +12,10 @@ X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 y = np.array([0, 1, 1, 0])
 
 for hidden in [(), (4,)]:
-    clf = MLPClassifier(hidden_layer_sizes=hidden, activation="tanh", solver="lbfgs",
-                        random_state=0, max_iter=1000).fit(X, y)
-    print(f"hidden_layer_sizes={hidden!s:5}: predictions {clf.predict(X)}, "
-          f"accuracy {clf.score(X, y):.2f}")
+    clf = MLPClassifier(
+        hidden_layer_sizes=hidden, activation="tanh", solver="lbfgs", random_state=0, max_iter=1000
+    ).fit(X, y)
+    print(
+        f"hidden_layer_sizes={hidden!s:5}: predictions {clf.predict(X)}, "
+        f"accuracy {clf.score(X, y):.2f}"
+    )

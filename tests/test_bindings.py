@@ -20,13 +20,16 @@ def test_unpickled_arrays_are_accepted(dtype):
     # An unpickled array's dtype is equal to, but not the same object as, numpy's own one.
     rng = np.random.default_rng(1)
     units = [3, 4, 2]
-    params = pickle.loads(pickle.dumps(rng.standard_normal(reference.n_params(units, "relu"))
-                                       .astype(dtype)))
+    params = pickle.loads(
+        pickle.dumps(rng.standard_normal(reference.n_params(units, "relu")).astype(dtype))
+    )
     X = pickle.loads(pickle.dumps(rng.standard_normal((5, 3)).astype(dtype)))
     assert X.dtype is not np.dtype(dtype)
-    np.testing.assert_allclose(core.forward(params, units, "relu", "softmax", X),
-                               reference.forward(params, units, "relu", "softmax", X),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        core.forward(params, units, "relu", "softmax", X),
+        reference.forward(params, units, "relu", "softmax", X),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(core.gemm(X, X.T.copy()), X @ X.T, rtol=1e-5)
 
 

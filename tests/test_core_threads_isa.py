@@ -40,13 +40,34 @@ def run_workload(name, dtype):
     losses = []
     t = 0
     for _ in range(2):
-        loss, t = core.train_epoch(params, state, units, act, out, X, Y, sw, order, batch,
-                                   solver=solver, alpha=1e-3, learning_rate=1e-3, t=t)
+        loss, t = core.train_epoch(
+            params,
+            state,
+            units,
+            act,
+            out,
+            X,
+            Y,
+            sw,
+            order,
+            batch,
+            solver=solver,
+            alpha=1e-3,
+            learning_rate=1e-3,
+            t=t,
+        )
         losses.append(loss)
     loss, grad = core.loss_grad(params, units, act, out, X, Y, sw, 1e-3)
     pred = core.forward(params, units, act, out, X)
-    return b"".join([np.array(losses + [loss]).tobytes(), params.tobytes(), state.tobytes(),
-                     grad.tobytes(), pred.tobytes()])
+    return b"".join(
+        [
+            np.array(losses + [loss]).tobytes(),
+            params.tobytes(),
+            state.tobytes(),
+            grad.tobytes(),
+            pred.tobytes(),
+        ]
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -83,8 +104,9 @@ def test_omp_num_threads_subprocesses_agree_bitwise():
     digests = {}
     for threads in (1, 2, 3, 16):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                             text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
         used, digest = res.stdout.split()
         assert int(used) == threads
         digests[threads] = digest
@@ -111,8 +133,11 @@ def test_every_isa_matches_reference(isa, dtype, restore_isa):
         ([7, 2], "identity", "identity", "adam"),
     ):
         params, X, Y, sw = random_problem(rng, units, act, out, 45, dtype, weights=True)
-        np.testing.assert_allclose(core.forward(params, units, act, out, X),
-                                   ref.forward(params, units, act, out, X), **tol(dtype))
+        np.testing.assert_allclose(
+            core.forward(params, units, act, out, X),
+            ref.forward(params, units, act, out, X),
+            **tol(dtype),
+        )
         loss, grad = core.loss_grad(params, units, act, out, X, Y, sw, 0.05)
         loss_r, grad_r = ref.loss_grad(params, units, act, out, X, Y, sw, 0.05)
         np.testing.assert_allclose(loss, loss_r, **tol(dtype))
