@@ -16,10 +16,10 @@ each there:  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest bench/ben
 import numpy as np
 import pytest
 
+from mlpfast import _core, reference
+
 from _peers import LECTURE_UNITS as LECTURE
 from _peers import init_params, one_hot, synthetic_classification
-
-from mlpfast import _core, reference
 
 ENGINES = {"core": _core.train_epoch, "numpy": reference.train_epoch}
 

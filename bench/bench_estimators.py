@@ -24,9 +24,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 
-from _peers import TorchLoop, synthetic_classification, torch_available
-
 from mlpfast import MLPClassifier, _engine
+
+from _peers import TorchLoop, synthetic_classification, torch_available
 
 LIBRARIES = ["mlpfast", "sklearn", "torch"]
 _medians = {}  # group -> library -> median seconds

@@ -6,6 +6,10 @@ import warnings
 
 import numpy as np
 import pytest
+
+import mlpfast
+from mlpfast import reference
+
 from _peers import (
     LECTURE_UNITS,
     TorchLoop,
@@ -14,9 +18,6 @@ from _peers import (
     synthetic_classification,
     torch_available,
 )
-
-import mlpfast
-from mlpfast import reference
 
 N_FIT, EPOCHS, N_PREDICT = 2000, 3, 20000
 LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]

@@ -7,6 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+
+from mlpfast import _core, reference
+
 from _peers import (
     LECTURE_UNITS,
     N_CLASSES,
@@ -16,8 +19,6 @@ from _peers import (
     synthetic_classification,
     torch_available,
 )
-
-from mlpfast import _core, reference
 
 BATCH_SIZES = [1, 32, 100, 256, 1024]
 LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]

@@ -6,6 +6,10 @@ import os
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
+
+from mlpfast import _core, reference
+
 from _peers import (
     LECTURE_UNITS,
     TorchLoop,
@@ -14,9 +18,6 @@ from _peers import (
     synthetic_classification,
     torch_available,
 )
-from threadpoolctl import threadpool_limits
-
-from mlpfast import _core, reference
 
 N = 5000
 ALL = os.cpu_count()

@@ -213,7 +213,7 @@ def chart(benchmarks, path):
         info = b.get("extra_info", {})
         if b.get("group", "").startswith("step ") and "batch_size" in info:
             steps[library_of(b)][info["batch_size"]] = info["samples"] / b["stats"]["median"]
-    for lib in [l for l in ORDER if l in steps]:
+    for lib in [name for name in ORDER if name in steps]:
         xs = sorted(steps[lib])
         ax1.plot(xs, [steps[lib][x] for x in xs], marker="o", label=lib)
     ax1.set(
@@ -235,7 +235,8 @@ def chart(benchmarks, path):
             gemm[key][library_of(b)] = info["flops"] / b["stats"]["median"] / 1e9
     keys = sorted(gemm)
     libs = sorted(
-        {l for v in gemm.values() for l in v}, key=lambda l: ORDER.index(l) if l in ORDER else 9
+        {lib for v in gemm.values() for lib in v},
+        key=lambda lib: ORDER.index(lib) if lib in ORDER else 9,
     )
     width = 0.8 / max(1, len(libs))
     for i, lib in enumerate(libs):

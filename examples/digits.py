@@ -3,7 +3,6 @@ same hyper-parameters and random_state, hence (in float64) the same model up to 
 
 import time
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier

@@ -4,10 +4,11 @@ mlpfast.reference, forward and gradient, in float32 and float64; the loss values
 
 import numpy as np
 import pytest
-from core_helpers import DTYPES, HIDDEN, OUTPUTS, random_problem, tol
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, HIDDEN, OUTPUTS, random_problem, tol
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

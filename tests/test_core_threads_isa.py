@@ -9,11 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from core_helpers import DTYPES, random_problem, tol
 from threadpoolctl import threadpool_limits
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, random_problem, tol
 
 # Sizes chosen so that every kernel crosses its parallel threshold (vector_kernels.cpp): batch
 # x width > 2^17 elements, more than one column block, > 2^18 parameters with several

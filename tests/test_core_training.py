@@ -4,10 +4,11 @@ last batch, sample weights, L2), one training step worked out by hand, and the l
 
 import numpy as np
 import pytest
-from core_helpers import DTYPES, random_problem, tol
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, random_problem, tol
 
 SGD_VARIANTS = [
     dict(solver="sgd", momentum=0.0, nesterov=False),

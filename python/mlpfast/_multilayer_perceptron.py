@@ -340,7 +340,7 @@ class _FlatParamsMixin:
         finite_t = getattr(optimizer, "t", 0)
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
+            for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
 

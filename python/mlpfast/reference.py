@@ -9,7 +9,7 @@ Notation (samples in rows, row-major weights, as in the lecture)::
                  A[l] = g(Z[l])                     hidden layers
                  A[L] = out(Z[L])                   output layer (identity, logistic, softmax, exp)
     loss         J = data_loss(Y, A[L]) + (alpha / 2) * sum_l ||W[l]||^2 / m
-    backward     dZ[L] = A[L] - Y                   canonical output/loss pairs (times sample weight)
+    backward     dZ[L] = A[L] - Y                   canonical output/loss pairs (x sample weight)
                  dZ[l] = (dZ[l+1] W[l+1]^T) * g'(Z[l])
                  dW[l] = (A[l-1]^T dZ[l] + alpha W[l]) / m
                  db[l] = sum(dZ[l], axis=0) / m
