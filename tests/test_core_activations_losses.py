@@ -8,7 +8,16 @@ import pytest
 import mlpfast._core as core
 from mlpfast import reference as ref
 
-from core_helpers import DTYPES, HIDDEN, OUTPUTS, random_problem, tol
+from core_helpers import DTYPES, HIDDEN, OUTPUTS, SOLVERS, random_problem, tol
+
+
+def test_reference_and_core_implement_the_same_names():
+    # The reference is the oracle of every name the core implements: a name added to one and
+    # not the other would go untested (or the estimators would accept an untested name).
+    assert set(HIDDEN) == set(ref.HIDDEN_ACTIVATIONS)
+    assert set(OUTPUTS) == set(ref.OUTPUT_ACTIVATIONS)
+    assert set(SOLVERS) == set(ref.SOLVERS)
+    assert len(set(HIDDEN)) == len(HIDDEN) and len(set(OUTPUTS)) == len(OUTPUTS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -7,6 +7,8 @@ import pytest
 import mlpfast._core as core
 from mlpfast import reference as ref
 
+from core_helpers import SOLVERS
+
 UNITS = [3, 4, 2]
 N = 10
 
@@ -183,7 +185,7 @@ BAD_TYPE = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUE))
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_train_epoch_bad_value(case, solver):
     a = good_args(solver=solver)
     mutate, match = BAD_VALUE[case]
