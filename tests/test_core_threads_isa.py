@@ -40,22 +40,10 @@ def run_workload(name, dtype):
     order = rng.permutation(n)
     losses = []
     t = 0
+    hyper = dict(solver=solver, alpha=1e-3, learning_rate=1e-3)
     for _ in range(2):
         loss, t = core.train_epoch(
-            params,
-            state,
-            units,
-            act,
-            out,
-            X,
-            Y,
-            sw,
-            order,
-            batch,
-            solver=solver,
-            alpha=1e-3,
-            learning_rate=1e-3,
-            t=t,
+            params, state, units, act, out, X, Y, sw, order, batch, **hyper, t=t
         )
         losses.append(loss)
     loss, grad = core.loss_grad(params, units, act, out, X, Y, sw, 1e-3)

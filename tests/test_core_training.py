@@ -83,21 +83,9 @@ def test_every_activation_trains_like_reference(act, out, units, dtype):
         state = np.zeros(ref.opt_state_size(kw["solver"], n), dtype)
         # an order with repeats and a subset: the core follows it, whatever it is
         order = np.concatenate([rng.permutation(30)[:20], [3, 3, 7]]).astype(np.intp)
+        hyper = dict(alpha=1e-3, learning_rate=0.01, **kw)
         (p_c, s_c), (p_r, s_r), curve_c, curve_r = run_both(
-            params,
-            state,
-            units,
-            act,
-            out,
-            X,
-            Y,
-            sw,
-            order,
-            6,
-            epochs=2,
-            alpha=1e-3,
-            learning_rate=0.01,
-            **kw,
+            params, state, units, act, out, X, Y, sw, order, 6, epochs=2, **hyper
         )
         loose = dict(rtol=tol(dtype)["rtol"] * 10, atol=tol(dtype)["atol"] * 10)
         np.testing.assert_allclose(curve_c, curve_r, **loose)
@@ -166,23 +154,9 @@ def test_one_step_by_hand():
     np.testing.assert_allclose(loss, 0.405 + 0.215625, rtol=1e-14)
     np.testing.assert_allclose(grad, [-1.75, -3.625, 0.11, -1.8, -0.9], rtol=1e-14)
     velocity = np.zeros(5)
-    loss, t = core.train_epoch(
-        params,
-        velocity,
-        units,
-        "relu",
-        "identity",
-        X,
-        Y,
-        None,
-        np.array([0]),
-        1,
-        solver="sgd",
-        alpha=0.1,
-        learning_rate=0.1,
-        momentum=0.0,
-        nesterov=False,
-    )
+    one_batch = (units, "relu", "identity", X, Y, None, np.array([0]), 1)
+    sgd = dict(solver="sgd", alpha=0.1, learning_rate=0.1, momentum=0.0, nesterov=False)
+    loss, t = core.train_epoch(params, velocity, *one_batch, **sgd)
     np.testing.assert_allclose(loss, 0.620625, rtol=1e-14)
     assert t == 0  # sgd leaves Adam's step count alone
     np.testing.assert_allclose(params, [0.675, 0.1125, 1.989, 0.28, -0.01], rtol=1e-14)
@@ -193,21 +167,7 @@ def test_one_step_by_hand():
     # lr * g / (|g| + eps / sqrt(0.001)) = lr * sign(g) up to 3e-7 relative.
     params = np.array([0.5, -0.25, 2.0, 0.1, -0.1])
     state = np.zeros(10)
-    _, t = core.train_epoch(
-        params,
-        state,
-        units,
-        "relu",
-        "identity",
-        X,
-        Y,
-        None,
-        np.array([0]),
-        1,
-        solver="adam",
-        alpha=0.1,
-        learning_rate=0.01,
-    )
+    _, t = core.train_epoch(params, state, *one_batch, solver="adam", alpha=0.1, learning_rate=0.01)
     assert t == 1
     g = np.array([-1.75, -3.625, 0.11, -1.8, -0.9])
     np.testing.assert_allclose(params, [0.5, -0.25, 2.0, 0.1, -0.1] - 0.01 * np.sign(g), rtol=1e-6)

@@ -27,39 +27,30 @@ DEFAULT_BACKEND = "core"  # development without the compiled core: "reference"
 BACKEND = os.environ.get("MLPFAST_ENGINE", "") or DEFAULT_BACKEND
 
 if BACKEND == "core":
-    from . import _core
+    from . import _core as _source
 
-    _NEEDED = (
-        "forward",
-        "loss_grad",
-        "train_epoch",
-        "ACTIVATIONS",
-        "OUTPUT_ACTIVATIONS",
-        "SOLVERS",
-    )
-    _missing = [name for name in _NEEDED if not hasattr(_core, name)]
+    _NAMES = ("ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
+    _missing = [
+        name
+        for name in ("forward", "loss_grad", "train_epoch", *_NAMES)
+        if not hasattr(_source, name)
+    ]
     if _missing:
         raise ImportError(
             f"mlpfast._core lacks {', '.join(_missing)} (built from an older source tree?); "
             "rebuild mlpfast, or set MLPFAST_ENGINE=reference to use the NumPy reference."
         )
-    forward = _core.forward
-    loss_grad = _core.loss_grad
-    train_epoch = _core.train_epoch
-    ACTIVATIONS = tuple(_core.ACTIVATIONS)
-    OUTPUT_ACTIVATIONS = tuple(_core.OUTPUT_ACTIVATIONS)
-    SOLVERS = tuple(_core.SOLVERS)
 elif BACKEND == "reference":
-    from . import reference as _reference
+    from . import reference as _source
 
-    forward = _reference.forward
-    loss_grad = _reference.loss_grad
-    train_epoch = _reference.train_epoch
-    ACTIVATIONS = tuple(_reference.HIDDEN_ACTIVATIONS)
-    OUTPUT_ACTIVATIONS = tuple(_reference.OUTPUT_ACTIVATIONS)
-    SOLVERS = tuple(_reference.SOLVERS)
+    _NAMES = ("HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
 else:
     raise ImportError(f"MLPFAST_ENGINE must be 'core' or 'reference', got {BACKEND!r}")
+
+forward = _source.forward
+loss_grad = _source.loss_grad
+train_epoch = _source.train_epoch
+ACTIVATIONS, OUTPUT_ACTIVATIONS, SOLVERS = (tuple(getattr(_source, name)) for name in _NAMES)
 
 __all__ = [
     "BACKEND",
