@@ -21,7 +21,7 @@ from mlpfast import _core, reference
 from _peers import LECTURE_UNITS as LECTURE
 from _peers import init_params, one_hot, synthetic_classification
 
-ENGINES = {"core": _core.train_epoch, "numpy": reference.train_epoch}
+LIBRARIES = {"mlpfast": _core.train_epoch, "numpy": reference.train_epoch}
 
 
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
@@ -30,13 +30,13 @@ def lecture_data(request):
     return request.param, X, one_hot(y, dtype=request.param)
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
     dtype, X, Y = lecture_data
     params = init_params(LECTURE, dtype)
     state = np.zeros(2 * params.size, dtype)
     order = np.random.default_rng(1).permutation(len(X))
-    train = ENGINES[engine]
+    train = LIBRARIES[library]
     t = [0]
 
     def epoch():
@@ -58,12 +58,12 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
         )
 
     benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
-    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.extra_info.update(library=library, samples=len(X))
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_epoch_784_100_10_sgd_batch1(benchmark, library):
     dtype = np.float32
     units = (784, 100, 10)
     X, y = synthetic_classification(3_000, dtype=dtype, seed=2)
@@ -71,7 +71,7 @@ def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
     params = init_params(units, dtype)
     velocity = np.zeros(params.size, dtype)
     order = np.random.default_rng(3).permutation(len(X))
-    train = ENGINES[engine]
+    train = LIBRARIES[library]
 
     def epoch():
         train(
@@ -93,6 +93,6 @@ def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
         )
 
     benchmark.group = "epoch 784-100-10 sgd batch 1 float32"
-    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.extra_info.update(library=library, samples=len(X))
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["samples_per_s"] = len(X) / benchmark.stats.stats.median

@@ -2,10 +2,9 @@
 
 - lecture: the lecture's 784-500-500-10 ReLU network, Adam (lr 1e-3), batch 100, 20,000 samples
   of synthetic 10-class float32 data: seconds per training epoch (one ``partial_fit`` over the
-  data: shuffle, all batches, the between-epoch bookkeeping). Target: >= 4x scikit-learn and
-  faster than torch.
+  data: shuffle, all batches, the between-epoch bookkeeping).
 - batch1: plain SGD (no momentum, lr 0.01) with batch size 1 on 784-100-10, 2,000 samples:
-  samples per second, where per-step overhead decides. Target: >= 10x torch.
+  samples per second, where per-step overhead decides.
 
 All three do the same work: alpha=0 (torch's Adam/SGD have no L2 term here), float32, the
 library's default threads -- except torch at batch size 1, which runs on one thread (its fastest
@@ -14,7 +13,8 @@ torch is optional (skipped when absent). mlpfast runs on whatever backend mlpfas
 selected (MLPFAST_ENGINE=reference measures the NumPy reference).
 
 Run:  python -m pytest bench/bench_estimators.py --benchmark-group-by=group
-A ratio table (medians, same run) is printed at the end.
+A ratio table (medians, same run) is printed at the end; the last recorded numbers are in
+bench/results/report.md.
 """
 
 import warnings
@@ -138,7 +138,7 @@ def test_epoch(benchmark, ratio_table, group, library):
             MLPClassifier if library == "mlpfast" else SklearnMLPClassifier, case, X, y
         )
     benchmark.group = case["title"]
-    benchmark.extra_info.update(samples=len(X), engine=_engine.BACKEND, library=library)
+    benchmark.extra_info.update(library=library, samples=len(X), mlpfast_backend=_engine.BACKEND)
     epoch()  # warm-up: first-touch allocations, thread pools
     benchmark.pedantic(epoch, rounds=case["rounds"], iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable

@@ -41,29 +41,29 @@ def _case(form, shape, dtype):
     return calls, 2.0 * m * n * k
 
 
-def _run(benchmark, form, shape, dtype, impl):
+def _run(benchmark, form, shape, dtype, library):
     calls, flops = _case(form, shape, dtype)
     m, k, n = shape
     benchmark.group = f"{form} {m}x{k}x{n} {np.dtype(dtype).name}"
-    benchmark.extra_info["flops"] = flops
-    calls[impl]()  # warm: threads started, pages touched
-    benchmark(calls[impl])
+    benchmark.extra_info.update(library=library, flops=flops)
+    calls[library]()  # warm: threads started, pages touched
+    benchmark(calls[library])
 
 
 @pytest.mark.benchmark(warmup=True, min_rounds=10)
-@pytest.mark.parametrize("impl", ["numpy", "mlpfast"])
+@pytest.mark.parametrize("library", ["numpy", "mlpfast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_gemm(benchmark, shape, form, dtype, impl):
-    _run(benchmark, form, shape, dtype, impl)
+def test_gemm(benchmark, shape, form, dtype, library):
+    _run(benchmark, form, shape, dtype, library)
 
 
 @pytest.mark.benchmark(warmup=True, min_rounds=100)
-@pytest.mark.parametrize("impl", ["numpy", "mlpfast"])
+@pytest.mark.parametrize("library", ["numpy", "mlpfast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize(
     "form,shape", BATCH1, ids=lambda x: x if isinstance(x, str) else "x".join(map(str, x))
 )
-def test_gemm_batch1(benchmark, form, shape, dtype, impl):
-    _run(benchmark, form, shape, dtype, impl)
+def test_gemm_batch1(benchmark, form, shape, dtype, library):
+    _run(benchmark, form, shape, dtype, library)

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for _peers
 @pytest.fixture(autouse=True)
 def _settle_threads():
     """On 2 cores, another library's spinning OpenMP/OpenBLAS threads skew the next timing:
-    give them a moment to go idle before each benchmark (KERNEL-NOTES.md)."""
+    give them a moment to go idle before each benchmark (docs/kernels.md)."""
     import time
 
     time.sleep(0.2)
@@ -26,8 +26,7 @@ def pytest_runtest_teardown(item):
     stats = getattr(fixture, "stats", None)
     if fixture is None or stats is None or "flops" not in fixture.extra_info:
         return
-    impl = item.callspec.params.get("impl")
-    _results.setdefault(fixture.group, {})[impl] = stats.stats.median
+    _results.setdefault(fixture.group, {})[fixture.extra_info["library"]] = stats.stats.median
     _results[fixture.group]["flops"] = fixture.extra_info["flops"]
 
 
