@@ -41,6 +41,25 @@ def init_params(units, dtype=np.float32, seed=0):
     return np.concatenate(coefs + intercepts).astype(dtype)
 
 
+def lecture_epoch(train_epoch, params, state, X, Y, order, batch_size, **hyper):
+    """One Adam epoch of the lecture's network (ReLU, softmax output, no sample weights) through
+    `train_epoch`: mlpfast._core's or mlpfast.reference's. Returns (loss, t)."""
+    return train_epoch(
+        params,
+        state,
+        LECTURE_UNITS,
+        "relu",
+        "softmax",
+        X,
+        Y,
+        None,
+        order,
+        batch_size,
+        solver="adam",
+        **hyper,
+    )
+
+
 def torch_available():
     try:
         import torch  # noqa: F401

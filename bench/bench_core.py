@@ -19,7 +19,7 @@ import pytest
 from mlpfast import _core, reference
 
 from _peers import LECTURE_UNITS as LECTURE
-from _peers import init_params, one_hot, synthetic_classification
+from _peers import init_params, lecture_epoch, one_hot, synthetic_classification
 
 LIBRARIES = {"mlpfast": _core.train_epoch, "numpy": reference.train_epoch}
 
@@ -40,21 +40,8 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
     t = [0]
 
     def epoch():
-        _, t[0] = train(
-            params,
-            state,
-            LECTURE,
-            "relu",
-            "softmax",
-            X,
-            Y,
-            None,
-            order,
-            100,
-            solver="adam",
-            alpha=1e-4,
-            learning_rate=1e-3,
-            t=t[0],
+        _, t[0] = lecture_epoch(
+            train, params, state, X, Y, order, 100, alpha=1e-4, learning_rate=1e-3, t=t[0]
         )
 
     benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
@@ -95,4 +82,3 @@ def test_epoch_784_100_10_sgd_batch1(benchmark, library):
     benchmark.group = "epoch 784-100-10 sgd batch 1 float32"
     benchmark.extra_info.update(library=library, samples=len(X))
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["samples_per_s"] = len(X) / benchmark.stats.stats.median
