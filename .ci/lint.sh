@@ -11,6 +11,11 @@ print(re.search(r'"(ruff==[^"]+)"', text).group(1))
 PY
 )
 if [ "$(python -m ruff --version 2>/dev/null | awk '{print "ruff==" $2}')" != "$pin" ]; then
+    if ! python -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+        echo "lint.sh: $pin is not installed and no virtual environment is active;" \
+             "activate one (or pip install '$pin') and rerun" >&2
+        exit 2
+    fi
     python -m pip install -q "$pin"
 fi
 python -m ruff check .
