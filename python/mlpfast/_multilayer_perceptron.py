@@ -16,8 +16,9 @@ Overridden are only the numeric parts (what the class ``_FlatParamsMixin`` holds
 
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
 lbfgs; scikit-learn mixes float64 in); sparse input raises TypeError; the hidden activation may
-also be "leaky_relu", "softplus" or "prelu"; a fit that diverges raises scikit-learn's error but
-leaves the last finite weights (and stops at once instead of finishing the epochs in NaN).
+be any the engine implements (``HIDDEN_ACTIVATIONS``: scikit-learn's and more); a fit that
+diverges raises scikit-learn's error but leaves the last finite weights (and stops at once
+instead of finishing the epochs in NaN).
 """
 
 import warnings
@@ -43,7 +44,9 @@ from .reference import PRELU_INIT_SLOPE, n_params, opt_state_size, unpack
 
 __all__ = ["MLPClassifier", "MLPRegressor", "HIDDEN_ACTIVATIONS"]
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "softplus", "prelu")
+# What the active engine implements (the core's table, or the reference's with
+# MLPFAST_ENGINE=reference): the estimators accept exactly these.
+HIDDEN_ACTIVATIONS = _engine.ACTIVATIONS
 
 _NON_FINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may"
@@ -340,7 +343,7 @@ class _FlatParamsMixin:
         finite_t = getattr(optimizer, "t", 0)
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
+            for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
 
@@ -457,12 +460,14 @@ class _FlatParamsMixin:
 
 _ACTIVATION_CONSTRAINT = {"activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
 
-_DOC_SUFFIX = """
+_DOC_SUFFIX = f"""
     mlpfast: a drop-in for scikit-learn's estimator of the same name (same parameters,
     attributes and results), trained by mlpfast's C++ core. See scikit-learn's documentation
-    for the parameters. Extras: ``activation`` may also be "leaky_relu" (slope 0.01),
-    "softplus" or "prelu" (one learned slope per hidden unit, fitted attribute
-    ``prelu_slopes_``); float32 input trains in float32. Dense input only.
+    for the parameters. ``activation`` may be any of
+    {", ".join(map(repr, HIDDEN_ACTIVATIONS))}
+    (formulas in ``mlpfast.reference`` and docs/architecture.md; "prelu" learns one slope per
+    hidden unit, fitted attribute ``prelu_slopes_``); float32 input trains in float32.
+    Dense input only.
 """
 
 
