@@ -120,13 +120,16 @@ def test_mixed_dtypes_compute_as_predict_does():
     np.testing.assert_allclose(pred.ravel(), model.predict(X32), rtol=1e-6, atol=1e-6)
 
 
-def test_float64_zipmap_says_what_to_do():
-    model = fitted("binary")
-    with pytest.raises(ValueError, match="zipmap"):
-        mlpfast_onnx.to_onnx(model, options={"zipmap": True})
+def test_zipmap_with_float64_input():
+    # ONNX's ZipMap takes float32 only: the maps hold float32 probabilities, labels are exact
+    model = fitted("multiclass")
+    label, proba_maps = run(skl2onnx.to_onnx(model, X[:1]), X)
+    np.testing.assert_array_equal(label, model.predict(X))
+    proba = np.array([[row[c] for c in model.classes_] for row in proba_maps])
+    np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-7)
     outputs = run(mlpfast_onnx.to_onnx(model, options={"zipmap": "columns"}), X)
     np.testing.assert_array_equal(outputs[0], model.predict(X))
-    np.testing.assert_allclose(np.c_[outputs[1], outputs[2]], model.predict_proba(X), atol=1e-10)
+    np.testing.assert_allclose(np.c_[outputs[1:]].T, model.predict_proba(X), atol=1e-10)
 
 
 def test_options_nocl_and_output_class_labels():

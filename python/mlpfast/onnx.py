@@ -20,9 +20,9 @@ Outputs, named and typed as skl2onnx's converter for scikit-learn's MLP gives th
 - classifier: ``label`` (int64 for integer, boolean or integer-valued float classes, else string;
   shape [N], for multilabel the int64 indicator matrix [N, n_classes]) and ``probabilities``
   [N, n_classes] (binary: [1 - p, p]). The options ``zipmap`` (skl2onnx's default True: a
-  sequence of {class: probability} maps; False: the plain tensor; "columns"), ``nocl`` and
-  ``output_class_labels`` behave as for scikit-learn's MLPClassifier. ``to_onnx`` defaults to
-  ``zipmap=False``: plain tensors, and the only choice for float64 probabilities (below).
+  sequence of {class: probability} maps, float32 as ONNX's ZipMap requires; False: the plain
+  tensor; "columns"), ``nocl`` and ``output_class_labels`` behave as for scikit-learn's
+  MLPClassifier. ``to_onnx`` defaults to ``zipmap=False``: plain tensors, in full precision.
 - regressor: ``variable`` [N, n_outputs] (also [N, 1] for one output, where predict gives [N]).
 
 Dtypes. The graph computes in the dtype the estimators' predict computes in (numpy's dtype of
@@ -30,11 +30,11 @@ X @ coefs_): float32 when the input and the model are both float32, else float64
 typed as skl2onnx types them from the input: float for float32 (and integer) input, double for
 float64 input. ``to_onnx(model)`` takes the input in the model's dtype (FloatTensorType for a
 float32 model, DoubleTensorType for float64), so the whole graph is in the model's dtype. Two
-consequences of onnxruntime, not of ONNX: it has no float64 kernels for LeakyRelu, PRelu and
-Softplus, so in float64 the graph spells them out (Where(Z > 0, Z, s * Z); Relu(Z) + Log(1 +
-Exp(-|Z|)), which is numpy's logaddexp(0, Z)); and its ZipMap takes float only, so a classifier
-whose probabilities are float64 needs ``zipmap=False`` (the converter says so, where for
-scikit-learn's MLP skl2onnx writes a model that onnxruntime refuses to load).
+exceptions: onnxruntime has no float64 kernels for LeakyRelu, PRelu and Softplus, so in float64
+the graph spells them out (Where(Z > 0, Z, s * Z); Relu(Z) + Log(1 + Exp(-|Z|)), which is
+numpy's logaddexp(0, Z)); and ZipMap's maps are float32 whatever the input (ONNX's ZipMap takes
+float only; for scikit-learn's MLP with float64 input skl2onnx writes a model onnxruntime
+refuses to load, for mlpfast's the probabilities are cast to float32 before ZipMap).
 """
 
 import numpy as np
@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 try:
     import skl2onnx
     from skl2onnx import update_registered_converter
+    from skl2onnx._parse import _apply_zipmap, _parse_sklearn_classifier
     from skl2onnx.common.data_types import (
         BooleanTensorType,
         DoubleTensorType,
@@ -74,6 +75,7 @@ _DOUBLE = onnx_proto.TensorProto.DOUBLE
 _INT64 = onnx_proto.TensorProto.INT64
 _STRING = onnx_proto.TensorProto.STRING
 _NUMPY_DTYPE = {_FLOAT: np.float32, _DOUBLE: np.float64}
+_CLASSIFIER_ALIAS = "MlpfastMLPClassifier"
 _INPUT_TYPES = [FloatTensorType, DoubleTensorType, Int64TensorType, BooleanTensorType]
 
 # One-operator activations; leaky_relu, softplus and prelu are in _activation.
@@ -193,6 +195,22 @@ def _class_labels(classes):
     return np.array([str(c).encode("utf-8") for c in classes]), _STRING
 
 
+def _parse_classifier(scope, model, inputs, custom_parsers=None):
+    """skl2onnx's parser for classifiers, except that with zipmap=True and float64 input the
+    probabilities handed to ZipMap are declared float32: ONNX's ZipMap takes float only, and
+    skl2onnx's own parser would declare them float64 (for scikit-learn's MLP it writes a model
+    that onnxruntime refuses to load). Uses two private functions of skl2onnx (1.17 to 1.20)."""
+    options = scope.get_options(model, {"zipmap": True, "output_class_labels": False})
+    float64_zipmap = options["zipmap"] is True and not options["output_class_labels"]
+    if not float64_zipmap or guess_proto_type(inputs[0].type) != _DOUBLE:
+        return _parse_sklearn_classifier(scope, model, inputs, custom_parsers)
+    operator = scope.declare_local_operator(_CLASSIFIER_ALIAS, model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable("probabilities", FloatTensorType()))
+    return _apply_zipmap(True, scope, model, FloatTensorType(), operator.outputs)
+
+
 def _classifier_shapes(operator):
     check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
     check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
@@ -213,13 +231,6 @@ def _classifier_shapes(operator):
 def _convert_classifier(scope, operator, container):
     model = operator.raw_operator
     label_var, proba_var = operator.outputs
-    if guess_proto_type(proba_var.type) == _DOUBLE:
-        if container.get_options(model, dict(zipmap=True))["zipmap"] is True:
-            raise ValueError(
-                "ONNX's ZipMap takes float32 probabilities only; convert a classifier with "
-                "float64 input with options={'zipmap': False} (mlpfast.onnx.to_onnx's default) "
-                "or {'zipmap': 'columns'}"
-            )
     compute = _compute_dtype(model, operator.inputs[0])
     p = _forward(scope, container, model, operator.inputs[0], compute)
     if model.n_outputs_ == 1:  # binary: scikit-learn's predict_proba is [1 - p, p]
@@ -261,9 +272,10 @@ def _convert_regressor(scope, operator, container):
 
 update_registered_converter(
     MLPClassifier,
-    "MlpfastMLPClassifier",
+    _CLASSIFIER_ALIAS,
     _classifier_shapes,
     _convert_classifier,
+    parser=_parse_classifier,
     options={
         "zipmap": [True, False, "columns"],
         "nocl": [True, False],
