@@ -118,6 +118,11 @@ def test_mixed_dtypes_compute_as_predict_does():
     (pred,) = run(mlpfast_onnx.to_onnx(model, X32[:1]), X32)
     assert pred.dtype == np.float32
     np.testing.assert_allclose(pred.ravel(), model.predict(X32), rtol=1e-6, atol=1e-6)
+    # integer input: float64 inside (as predict), float32 out (skl2onnx's type for it)
+    X_int = np.round(X * 3).astype(np.int64)
+    (pred,) = run(mlpfast_onnx.to_onnx(model, X_int[:1]), X_int)
+    assert pred.dtype == np.float32
+    np.testing.assert_allclose(pred.ravel(), model.predict(X_int), rtol=1e-6, atol=1e-6)
 
 
 def test_zipmap_with_float64_input():
