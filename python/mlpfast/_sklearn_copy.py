@@ -78,10 +78,7 @@ def to_sklearn(model):
     optimizer, opt_state = sk_model.__dict__.get("_optimizer"), state.get("_opt_state")
     if optimizer is not None:
         n = sum(c.size for c in sk_model.coefs_) + sum(b.size for b in sk_model.intercepts_)
-        if opt_state is None or opt_state.size != (
-            n if hasattr(optimizer, "velocities") else 2 * n
-        ):
-            # no state to hand over: scikit-learn starts a fresh optimizer on partial_fit
+        if opt_state is None:  # nothing to hand over: partial_fit starts a fresh optimizer
             del sk_model._optimizer
         elif hasattr(optimizer, "velocities"):  # SGD: one velocity per parameter
             optimizer.velocities = _per_layer(opt_state, layer_units)
