@@ -1,4 +1,17 @@
-"""mlpfast: multi-layer perceptrons with scikit-learn's interface and a fast C++ core."""
+"""mlpfast: multi-layer perceptrons with scikit-learn's interface and a fast C++ core.
+
+Deploying a fitted model (README, "Deploy"): pickle/joblib; skops.io; ONNX (``mlpfast.onnx``,
+extra ``mlpfast[onnx]``); or a plain scikit-learn copy (``model.to_sklearn()``).
+
+skops.io refuses to load types it does not trust by default. An mlpfast model needs these
+(``skops.io.get_untrusted_types(file=...)`` lists them for a given file; the optimizer's class
+only for models trained with adam or sgd)::
+
+    mlpfast._multilayer_perceptron.MLPClassifier
+    mlpfast._multilayer_perceptron.MLPRegressor
+    sklearn.neural_network._stochastic_optimizers.AdamOptimizer
+    sklearn.neural_network._stochastic_optimizers.SGDOptimizer
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

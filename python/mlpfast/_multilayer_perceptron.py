@@ -457,6 +457,16 @@ class _FlatParamsMixin:
             else:
                 np.copyto(self._best_params, self._params)
 
+    # --- export ---------------------------------------------------------------------------------
+
+    def to_sklearn(self):
+        """A fitted scikit-learn MLPClassifier/MLPRegressor with this model's parameters, weights
+        and training state (see mlpfast._sklearn_copy); ValueError for an activation that
+        scikit-learn does not have (leaky_relu, softplus, prelu)."""
+        from ._sklearn_copy import to_sklearn
+
+        return to_sklearn(self)
+
 
 _ACTIVATION_CONSTRAINT = {"activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
 
