@@ -59,12 +59,14 @@ def work():
 
 
 assert core.max_threads() == 2, core.max_threads()
-before = n_threads()
-core.gemm(A, B)  # 120 MFLOP: far above the threading threshold
-if n_threads() <= before:
-    print("PRECONDITION: the parent's gemm did not start an OpenMP team")
-    sys.exit(3)
-expected = work()  # the multi-threaded fit in the parent
+expected = None
+if {parent_first}:
+    before = n_threads()
+    core.gemm(A, B)  # 120 MFLOP: far above the threading threshold
+    if n_threads() <= before:
+        print("PRECONDITION: the parent's gemm did not start an OpenMP team")
+        sys.exit(3)
+    expected = work()  # the multi-threaded fit in the parent
 """
 
 FORK_SCRIPT = PROLOGUE + """
@@ -87,6 +89,8 @@ if not ready:
     sys.exit(10)
 got = os.read(r, 200).decode()
 _, status = os.waitpid(pid, 0)
+if expected is None:  # the control: the parent computes after its child
+    expected = work()
 if status != 0 or got != expected:
     print("MISMATCH: child status", status, "child", got, "parent", expected)
     sys.exit(1)
@@ -127,7 +131,7 @@ SCRIPTS = {"os.fork": FORK_SCRIPT, "multiprocessing-fork-pool": POOL_SCRIPT}
 @pytest.fixture(scope="module")
 def started():
     """All scenarios start at once; each test then waits for its own."""
-    procs = {name: start_script(s.format(child_timeout=CHILD_TIMEOUT), ENV)
+    procs = {name: start_script(s.format(child_timeout=CHILD_TIMEOUT, parent_first=True), ENV)
              for name, s in SCRIPTS.items()}
     yield procs
     for p in procs.values():
@@ -161,13 +165,7 @@ def test_fork_before_any_parallel_region_works():
     """Control: a child forked before the parent ever started a team is fine today, so the
     two tests above fail for the reason they name, not because fork or the scripts are broken.
     """
-    script = FORK_SCRIPT.format(child_timeout=CHILD_TIMEOUT).replace(
-        "expected = work()", "expected = None").replace(
-        "core.gemm(A, B)  # 120 MFLOP", "pass  #").replace(
-        "if n_threads() <= before:", "if False:")
-    # the child computes first (no team inherited), then the parent computes the same thing
-    script = script.replace("got = os.read(r, 200).decode()",
-                            "got = os.read(r, 200).decode()\nexpected = work()")
+    script = FORK_SCRIPT.format(child_timeout=CHILD_TIMEOUT, parent_first=False)
     outcome = finish(start_script(script, ENV), OUTER_TIMEOUT)
     if outcome.returncode == 10:
         raise Hang(outcome.describe())
