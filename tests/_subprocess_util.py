@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 
 class Crash(AssertionError):
-    """The child was killed by a signal (segfault, abort, ...)."""
+    """The child was killed by a signal (segfault, abort, ...), or, in a sanitizer build
+    (.ci/sanitize.sh), stopped on a sanitizer report."""
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error: ", "ERROR: LeakSanitizer")
 
 
 class Hang(AssertionError):
@@ -70,6 +74,8 @@ def expect_clean_exit(outcome, what):
     """Raises Crash / Hang / WrongOutcome unless the child exited 0."""
     if outcome.returncode is None:
         raise Hang(f"{what}: no answer in time\n{outcome.describe()}")
+    if outcome.returncode != 0 and any(m in outcome.stderr for m in SANITIZER_MARKS):
+        raise Crash(f"{what}: sanitizer report\n{outcome.describe()}")
     if outcome.returncode < 0:
         raise Crash(f"{what}: killed by signal {-outcome.returncode} "
                     f"({signal.Signals(-outcome.returncode).name})\n{outcome.describe()}")
