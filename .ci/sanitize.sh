@@ -52,13 +52,18 @@ fi
 # allocated by libraries loaded before _core.
 libstdcxx="$(gcc -print-file-name=libstdc++.so)"
 export LD_PRELOAD="$libasan $libstdcxx"
+# abort_on_error makes a report in a child interpreter a SIGABRT, which the subprocess tests
+# count as a crash.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:check_initialization_order=1:strict_init_order=1"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 export OMP_NUM_THREADS=2
 # the subprocess tests inherit the environment, so they run under the sanitizers as well
 python -c "import mlpfast._core as c; print('ASan/UBSan build; ISA:', c.isa(), c.available_isas())"
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+# -v: if a report aborts pytest itself, the last test named is the one that ran into it.
+# --capture=sys: pytest must not capture file descriptor 2, or the report of a process that
+# aborts is lost with the capture file.
+python -m pytest -v --capture=sys -p no:cacheprovider "$@"
 rc=$?
 set -e
 end=$(date +%s)

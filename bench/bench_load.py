@@ -130,7 +130,8 @@ def test_epoch_under_load(benchmark, load, data, library, config, threads):
     benchmark.extra_info.update(library=library, config=config, threads=threads, load=load,
                                 samples=n, batch_size=batch)
     benchmark.pedantic(epoch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    _results[(load, library, config, threads)] = benchmark.stats.stats.median
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        _results[(load, library, config, threads)] = benchmark.stats.stats.median
 
 
 class _Summary:

@@ -59,20 +59,18 @@ def problem(dtype=np.float64, n=N, units=UNITS, act="relu", solver="adam", seed=
         order=rng.permutation(n).astype(np.int64), batch_size=4, solver=solver)
 
 
-def train(a, **kw):
+POSITIONAL = ("params", "opt_state", "layer_units", "activation", "out_activation", "X", "Y",
+              "sample_weight", "order", "batch_size")
+
+
+def train(a, engine=core, **kw):
+    """engine.train_epoch on the problem `a`, with keyword arguments `kw` replacing its own."""
     a = {**a, **kw}
-    return core.train_epoch(
-        a.pop("params"), a.pop("opt_state"), a.pop("layer_units"), a.pop("activation"),
-        a.pop("out_activation"), a.pop("X"), a.pop("Y"), a.pop("sample_weight"), a.pop("order"),
-        a.pop("batch_size"), **a)
+    return engine.train_epoch(*(a.pop(name) for name in POSITIONAL), **a)
 
 
 def ref_train(a, **kw):
-    a = {**a, **kw}
-    return ref.train_epoch(
-        a.pop("params"), a.pop("opt_state"), a.pop("layer_units"), a.pop("activation"),
-        a.pop("out_activation"), a.pop("X"), a.pop("Y"), a.pop("sample_weight"), a.pop("order"),
-        a.pop("batch_size"), **a)
+    return train(a, engine=ref, **kw)
 
 
 def net_args(units, X=None, p=None):

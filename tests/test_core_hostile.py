@@ -244,15 +244,20 @@ def finite_array(x):
     return x.dtype.kind != "O" and np.isfinite(np.array(x, dtype=np.complex128)).all()
 
 
+def draw_params_and_X(data, net, nan):
+    units, act, out, dt, rng = net
+    params = data.draw(hostile((ref.n_params(units, act),), values=params_for(rng, units, act),
+                               nan=nan, prefer=dt))
+    n = data.draw(SIZES)
+    return params, data.draw(hostile((n, units[0]), prefer=dt)), n
+
+
 @SETTINGS
 @given(network(), st.data())
 def test_forward_hostile(net, data):
     units, act, out, dt, rng = net
-    n = data.draw(SIZES)
     # forward does not check params for NaN: the NaN must reach the output as in the reference
-    params = data.draw(hostile((ref.n_params(units, act),), values=params_for(rng, units, act),
-                               prefer=dt))
-    X = data.draw(hostile((n, units[0]), prefer=dt))
+    params, X, n = draw_params_and_X(data, net, nan=True)
     valid = (is_native_float(params) and is_native_float(X, params.dtype) and finite_array(X))
     result, rejected = call_or_reject(lambda: core.forward(params, units, act, out, X), valid)
     if rejected:
@@ -273,10 +278,7 @@ def loose(dtype, factor):
 @given(network(), st.data())
 def test_loss_grad_hostile(net, data):
     units, act, out, dt, rng = net
-    n = data.draw(SIZES)
-    params = data.draw(hostile((ref.n_params(units, act),), values=params_for(rng, units, act),
-                               nan=False, prefer=dt))
-    X = data.draw(hostile((n, units[0]), prefer=dt))
+    params, X, n = draw_params_and_X(data, net, nan=False)
     Y = data.draw(hostile((n, units[-1]), values=targets(rng, out, n, units[-1]), prefer=dt))
     sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dt)))
     alpha = data.draw(st.sampled_from([0.0, 1e-4, 1.0]))
