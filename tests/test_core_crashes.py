@@ -66,7 +66,8 @@ POSITIONAL = ("params", "opt_state", "layer_units", "activation", "out_activatio
 def train(a, engine=core, **kw):
     """engine.train_epoch on the problem `a`, with keyword arguments `kw` replacing its own."""
     a = {**a, **kw}
-    return engine.train_epoch(*(a.pop(name) for name in POSITIONAL), **a)
+    positional = [a.pop(name) for name in POSITIONAL]
+    return engine.train_epoch(*positional, **a)
 
 
 def ref_train(a, **kw):
