@@ -28,8 +28,9 @@ import warnings
 
 import numpy as np
 import pytest
-from _peers import TorchLoop, synthetic_classification, torch_available
 from threadpoolctl import threadpool_limits
+
+from _peers import TorchLoop, synthetic_classification, torch_available
 
 CONFIGS = {  # name: (layer units, batch size, samples per epoch)
     "784-500-500-10 bs100": ((784, 500, 500, 10), 100, 1000),
@@ -65,7 +66,7 @@ def load(request):
 @pytest.fixture(scope="module")
 def data():
     out = {}
-    for name, (units, batch, n) in CONFIGS.items():
+    for name, (_, _, n) in CONFIGS.items():
         X, y = synthetic_classification(n, dtype=np.float32, seed=5)
         out[name] = (X, y)
     return out
@@ -83,8 +84,9 @@ def estimator_epoch(library, units, batch, X, y, threads):
         from mlpfast import MLPClassifier
     else:
         from sklearn.neural_network import MLPClassifier
-    clf = MLPClassifier(hidden_layer_sizes=units[1:-1], batch_size=batch, random_state=0,
-                        shuffle=True)
+    clf = MLPClassifier(
+        hidden_layer_sizes=units[1:-1], batch_size=batch, random_state=0, shuffle=True
+    )
     classes = np.unique(y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,8 +129,9 @@ def test_epoch_under_load(benchmark, load, data, library, config, threads):
     else:
         epoch = estimator_epoch(library, units, batch, X, y, threads)
     benchmark.group = f"load: {config} f32 {n} samples, {load}"
-    benchmark.extra_info.update(library=library, config=config, threads=threads, load=load,
-                                samples=n, batch_size=batch)
+    benchmark.extra_info.update(
+        library=library, config=config, threads=threads, load=load, samples=n, batch_size=batch
+    )
     benchmark.pedantic(epoch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     if benchmark.stats is not None:  # None under --benchmark-disable
         _results[(load, library, config, threads)] = benchmark.stats.stats.median
@@ -141,14 +144,18 @@ class _Summary:
         if not _results:
             return
         tr = terminalreporter
-        tr.section("load: epoch-time ratios (issue 9 goals for mlpfast: busy <= 1.25, "
-                   "quiet <= 1.05)")
-        tr.write_line(f"{'library':13s} {'config':22s} {'busy d/1':>9s} {'quiet d/best':>13s} "
-                      f"{'quiet 1t ms':>11s} {'quiet d ms':>10s} {'busy 1t ms':>10s} "
-                      f"{'busy d ms':>9s}")
+        tr.section(
+            "load: epoch-time ratios (issue 9 goals for mlpfast: busy <= 1.25, quiet <= 1.05)"
+        )
+        tr.write_line(
+            f"{'library':13s} {'config':22s} {'busy d/1':>9s} {'quiet d/best':>13s} "
+            f"{'quiet 1t ms':>11s} {'quiet d ms':>10s} {'busy 1t ms':>10s} "
+            f"{'busy d ms':>9s}"
+        )
         for library in LIBRARIES:
             for config in CONFIGS:
-                def get(load, threads):
+
+                def get(load, threads, library=library, config=config):
                     return _results.get((load, library, config, threads))
 
                 cells = []
@@ -160,15 +167,21 @@ class _Summary:
                     cells.append(f"{quiet_d / min(best):12.2f}x")
                 else:
                     cells.append(f"{'-':>13s}")
-                for load, threads, width in (("quiet", 1, 11), ("quiet", DEFAULT, 10),
-                                             ("busy", 1, 10), ("busy", DEFAULT, 9)):
+                for load, threads, width in (
+                    ("quiet", 1, 11),
+                    ("quiet", DEFAULT, 10),
+                    ("busy", 1, 10),
+                    ("busy", DEFAULT, 9),
+                ):
                     v = get(load, threads)
                     cells.append(f"{v * 1e3:{width}.1f}" if v else f"{'-':>{width}s}")
                 if all(c.strip() == "-" for c in cells):
                     continue
                 tr.write_line(f"{library:13s} {config:22s} " + " ".join(cells))
-        tr.write_line("d = default threads (no limit); best = the faster of 1 and 2 threads; "
-                      "medians of %d epochs; os.cpu_count() = %s" % (ROUNDS, os.cpu_count()))
+        tr.write_line(
+            "d = default threads (no limit); best = the faster of 1 and 2 threads; "
+            f"medians of {ROUNDS} epochs; os.cpu_count() = {os.cpu_count()}"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)

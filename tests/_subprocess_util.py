@@ -39,8 +39,10 @@ class Outcome:
     stderr: str
 
     def describe(self):
-        return (f"exit {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}"
-                f"\n--- stderr ---\n{self.stderr[-3000:]}")
+        return (
+            f"exit {self.returncode}\n--- stdout ---\n{self.stdout[-3000:]}"
+            f"\n--- stderr ---\n{self.stderr[-3000:]}"
+        )
 
 
 def start_script(script, env=None):
@@ -48,8 +50,13 @@ def start_script(script, env=None):
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=full_env, start_new_session=True)
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        start_new_session=True,
+    )
 
 
 def finish(proc, timeout):
@@ -77,8 +84,10 @@ def expect_clean_exit(outcome, what):
     if outcome.returncode != 0 and any(m in outcome.stderr for m in SANITIZER_MARKS):
         raise Crash(f"{what}: sanitizer report\n{outcome.describe()}")
     if outcome.returncode < 0:
-        raise Crash(f"{what}: killed by signal {-outcome.returncode} "
-                    f"({signal.Signals(-outcome.returncode).name})\n{outcome.describe()}")
+        raise Crash(
+            f"{what}: killed by signal {-outcome.returncode} "
+            f"({signal.Signals(-outcome.returncode).name})\n{outcome.describe()}"
+        )
     if outcome.returncode != 0:
         raise WrongOutcome(f"{what}: {outcome.describe()}")
 

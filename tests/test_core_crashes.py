@@ -15,18 +15,28 @@ import warnings
 
 import numpy as np
 import pytest
-from _subprocess_util import (CORE_IMPORT, Crash, Hang, WrongOutcome, expect_clean_exit, finish,
-                              run_script, start_script)
+from _subprocess_util import (
+    CORE_IMPORT,
+    Crash,
+    Hang,
+    WrongOutcome,
+    expect_clean_exit,
+    finish,
+    run_script,
+    start_script,
+)
+from threadpoolctl import threadpool_limits
 
 import mlpfast._core as core
 from mlpfast import MLPClassifier
 from mlpfast import reference as ref
-from threadpoolctl import threadpool_limits
 
 UNITS = [3, 4, 2]
 N = 10
 
-PRELUDE = CORE_IMPORT + """
+PRELUDE = (
+    CORE_IMPORT
+    + """
 import sys, threading, time
 import numpy as np
 
@@ -44,6 +54,7 @@ def expect(excs, fn, *args, **kwargs):
     print("NO EXCEPTION")
     sys.exit(2)
 """
+)
 
 
 def problem(dtype=np.float64, n=N, units=UNITS, act="relu", solver="adam", seed=0):
@@ -52,15 +63,30 @@ def problem(dtype=np.float64, n=N, units=UNITS, act="relu", solver="adam", seed=
     return dict(
         params=(rng.standard_normal(n_p) * 0.3).astype(dtype),
         opt_state=np.zeros(ref.opt_state_size(solver, n_p), dtype),
-        layer_units=list(units), activation=act, out_activation="softmax",
+        layer_units=list(units),
+        activation=act,
+        out_activation="softmax",
         X=rng.standard_normal((n, units[0])).astype(dtype),
         Y=np.eye(units[-1], dtype=dtype)[rng.integers(0, units[-1], n)],
         sample_weight=(rng.random(n) + 0.5).astype(dtype),
-        order=rng.permutation(n).astype(np.int64), batch_size=4, solver=solver)
+        order=rng.permutation(n).astype(np.int64),
+        batch_size=4,
+        solver=solver,
+    )
 
 
-POSITIONAL = ("params", "opt_state", "layer_units", "activation", "out_activation", "X", "Y",
-              "sample_weight", "order", "batch_size")
+POSITIONAL = (
+    "params",
+    "opt_state",
+    "layer_units",
+    "activation",
+    "out_activation",
+    "X",
+    "Y",
+    "sample_weight",
+    "order",
+    "batch_size",
+)
 
 
 def train(a, engine=core, **kw):
@@ -76,8 +102,13 @@ def ref_train(a, **kw):
 
 def net_args(units, X=None, p=None):
     """(params, layer_units, activation, out_activation, X) for forward with these units."""
-    return (np.zeros(5) if p is None else p, units, "relu", "identity",
-            np.zeros((2, 1)) if X is None else X)
+    return (
+        np.zeros(5) if p is None else p,
+        units,
+        "relu",
+        "identity",
+        np.zeros((2, 1)) if X is None else X,
+    )
 
 
 # --- bindings.cpp:parse_net -----------------------------------------------------------------
@@ -85,18 +116,23 @@ def net_args(units, X=None, p=None):
 INDEX_RAISES_CALLS = {
     "forward": "core.forward(np.zeros(5), units, 'relu', 'identity', np.zeros((2, 1)))",
     "loss_grad": "core.loss_grad(np.zeros(5), units, 'relu', 'identity', np.zeros((2, 1)), "
-                 "np.zeros((2, 1)))",
+    "np.zeros((2, 1)))",
     "train_epoch": "core.train_epoch(np.zeros(5), np.zeros(10), units, 'relu', 'identity', "
-                   "np.zeros((2, 1)), np.zeros((2, 1)), None, np.arange(2), 1)",
+    "np.zeros((2, 1)), np.zeros((2, 1)), None, np.arange(2), 1)",
 }
 
 
-@pytest.mark.xfail(strict=True, raises=Crash,
-                   reason="issue 9: parse_net dereferences the NULL that PyNumber_Index returns "
-                          "when __index__ raises (segfault)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=Crash,
+    reason="issue 9: parse_net dereferences the NULL that PyNumber_Index returns "
+    "when __index__ raises (segfault)",
+)
 @pytest.mark.parametrize("call", sorted(INDEX_RAISES_CALLS))
 def test_layer_units_failing_index_raises_its_exception(call):
-    script = PRELUDE + f"""
+    script = (
+        PRELUDE
+        + f"""
 class Broken(Exception):
     pass
 
@@ -109,21 +145,31 @@ class BadIndex:
 units = [BadIndex(), 1]
 e = expect((Broken, TypeError), lambda: {INDEX_RAISES_CALLS[call]})
 """
+    )
     expect_clean_exit(run_script(script), f"{call} with a failing __index__")
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="issue 9: sizes >= 2**63 raise pybind11's RuntimeError \"C++ type '?'\"")
-@pytest.mark.parametrize("units", [[2**63, 1], [2**64, 1], [1, 2**100], [3, 2**63 + 5, 2]],
-                         ids=["2**63", "2**64", "2**100-out", "2**63+5-hidden"])
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="issue 9: sizes >= 2**63 raise pybind11's RuntimeError \"C++ type '?'\"",
+)
+@pytest.mark.parametrize(
+    "units",
+    [[2**63, 1], [2**64, 1], [1, 2**100], [3, 2**63 + 5, 2]],
+    ids=["2**63", "2**64", "2**100-out", "2**63+5-hidden"],
+)
 def test_layer_units_beyond_int64_is_value_error(units):
     with pytest.raises(ValueError, match="layer_units"):
         core.forward(*net_args(units))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 9: the bound says layer_units < 2**31 but accepts 2**31 (the "
-                          "error comes later, from the params length)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 9: the bound says layer_units < 2**31 but accepts 2**31 (the "
+    "error comes later, from the params length)",
+)
 def test_layer_units_bound_rejects_2_pow_31():
     with pytest.raises(ValueError, match=r"2\*\*31"):
         core.forward(*net_args([2**31, 1]))
@@ -159,22 +205,40 @@ def test_misaligned_inputs_give_the_aligned_result(dtype):
     units = [7, 9, 3]
     a = problem(dtype, n=37, units=units)
     expected_fw = core.forward(a["params"], units, "relu", "softmax", a["X"])
-    np.testing.assert_allclose(expected_fw, ref.forward(a["params"], units, "relu", "softmax",
-                                                        a["X"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        expected_fw,
+        ref.forward(a["params"], units, "relu", "softmax", a["X"]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     got = core.forward(misaligned(a["params"]), units, "relu", "softmax", misaligned(a["X"]))
     np.testing.assert_array_equal(got, expected_fw)
 
-    expected_lg = core.loss_grad(a["params"], units, "relu", "softmax", a["X"], a["Y"],
-                                 a["sample_weight"], 1e-3)
-    got = core.loss_grad(misaligned(a["params"]), units, "relu", "softmax", misaligned(a["X"]),
-                         misaligned(a["Y"]), misaligned(a["sample_weight"]), 1e-3)
+    expected_lg = core.loss_grad(
+        a["params"], units, "relu", "softmax", a["X"], a["Y"], a["sample_weight"], 1e-3
+    )
+    got = core.loss_grad(
+        misaligned(a["params"]),
+        units,
+        "relu",
+        "softmax",
+        misaligned(a["X"]),
+        misaligned(a["Y"]),
+        misaligned(a["sample_weight"]),
+        1e-3,
+    )
     assert got[0] == expected_lg[0]
     np.testing.assert_array_equal(got[1], expected_lg[1])
 
     b = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
     loss_a = train(a)
-    loss_b = train(b, X=misaligned(b["X"]), Y=misaligned(b["Y"]),
-                   sample_weight=misaligned(b["sample_weight"]), order=misaligned(b["order"]))
+    loss_b = train(
+        b,
+        X=misaligned(b["X"]),
+        Y=misaligned(b["Y"]),
+        sample_weight=misaligned(b["sample_weight"]),
+        order=misaligned(b["order"]),
+    )
     assert loss_a == loss_b
     np.testing.assert_array_equal(a["params"], b["params"])
     np.testing.assert_array_equal(a["opt_state"], b["opt_state"])
@@ -189,13 +253,15 @@ def test_gemm_misaligned_operands_and_out(dtype, mkn):
     B = rng.standard_normal((k, n)).astype(dtype)
     bias = rng.standard_normal(n).astype(dtype)
     expected = core.gemm(A, B, bias=bias, activation="relu")
-    np.testing.assert_allclose(expected, np.maximum(A.astype(float) @ B + bias, 0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        expected, np.maximum(A.astype(float) @ B + bias, 0), rtol=1e-4, atol=1e-4
+    )
     got = core.gemm(misaligned(A), misaligned(B), bias=misaligned(bias), activation="relu")
     np.testing.assert_array_equal(got, expected)
     got = core.gemm(misaligned(A.T), misaligned(B.T), trans_a=True, trans_b=True)
-    np.testing.assert_array_equal(got, core.gemm(A.T.copy(), B.T.copy(), trans_a=True,
-                                                 trans_b=True))
+    np.testing.assert_array_equal(
+        got, core.gemm(A.T.copy(), B.T.copy(), trans_a=True, trans_b=True)
+    )
     # a misaligned out: rejected with ValueError, or written correctly
     out = misaligned(np.zeros((m, n), dtype))
     try:
@@ -235,8 +301,7 @@ OUT_OF_DOMAIN = {
     "learning_rate=0": dict(learning_rate=0.0),
     "learning_rate<0": dict(learning_rate=-1e-3),
     "learning_rate overflows float32": dict(learning_rate=1e39, dtype=np.float32),
-    "sgd learning_rate overflows float32": dict(learning_rate=1e39, dtype=np.float32,
-                                                solver="sgd"),
+    "sgd learning_rate overflows float32": dict(learning_rate=1e39, dtype=np.float32, solver="sgd"),
     "alpha<0": dict(alpha=-1e-3),
     "alpha overflows float32": dict(alpha=1e39, dtype=np.float32),
     "momentum>1": dict(momentum=1.5, solver="sgd"),
@@ -265,9 +330,12 @@ def hyper_problem(kw):
     return a, kw
 
 
-@pytest.mark.xfail(strict=True, raises=WrongOutcome,
-                   reason="issue 9: hyper-parameters outside their domain are accepted and give "
-                          "NaN (or wrap t around)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=WrongOutcome,
+    reason="issue 9: hyper-parameters outside their domain are accepted and give "
+    "NaN (or wrap t around)",
+)
 @pytest.mark.parametrize("case", sorted(OUT_OF_DOMAIN))
 def test_hyper_parameter_outside_domain_is_value_error(case):
     a, kw = hyper_problem(OUT_OF_DOMAIN[case])
@@ -278,8 +346,9 @@ def test_hyper_parameter_outside_domain_is_value_error(case):
         np.testing.assert_array_equal(a["params"], before[0])
         np.testing.assert_array_equal(a["opt_state"], before[1])
         return
-    raise WrongOutcome(f"{case}: accepted; returned {result}, params finite: "
-                       f"{np.isfinite(a['params']).all()}")
+    raise WrongOutcome(
+        f"{case}: accepted; returned {result}, params finite: {np.isfinite(a['params']).all()}"
+    )
 
 
 @pytest.mark.parametrize("case", sorted(IN_DOMAIN))
@@ -336,17 +405,28 @@ def racing_epoch(order, weights, write):
 
 def race_namespace():
     """RACE_SETUP's names, in this process (races that cannot crash run in-process)."""
-    ns = {"np": np, "core": core, "threading": threading, "time": time, "n_params":
-          lambda units: ref.n_params(units, "relu")}
+    ns = {
+        "np": np,
+        "core": core,
+        "threading": threading,
+        "time": time,
+        "n_params": lambda units: ref.n_params(units, "relu"),
+    }
     exec(RACE_SETUP, ns)
     return ns
 
 
-@pytest.mark.xfail(strict=True, raises=Crash,
-                   reason="issue 9: train_epoch reads `order` in place after validating it; an "
-                          "index written by another thread is used unchecked (out-of-bounds read)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=Crash,
+    reason="issue 9: train_epoch reads `order` in place after validating it; an "
+    "index written by another thread is used unchecked (out-of-bounds read)",
+)
 def test_order_rewritten_during_epoch_is_harmless():
-    script = PRELUDE + RACE_SETUP + """
+    script = (
+        PRELUDE
+        + RACE_SETUP
+        + """
 expected = epoch(order0.copy(), sw)
 order = order0.copy()
 def write():
@@ -357,12 +437,16 @@ if "error" not in r:
     assert loss == expected[0] and np.array_equal(p, expected[1]), "the epoch used the new order"
 print("OK", r.keys())
 """
+    )
     expect_clean_exit(run_script(script, env={"OMP_NUM_THREADS": "1"}), "order rewrite race")
 
 
-@pytest.mark.xfail(strict=True, raises=WrongOutcome,
-                   reason="issue 9: train_epoch reads `sample_weight` in place after validating "
-                          "it; zero weights written by another thread divide by zero")
+@pytest.mark.xfail(
+    strict=True,
+    raises=WrongOutcome,
+    reason="issue 9: train_epoch reads `sample_weight` in place after validating "
+    "it; zero weights written by another thread divide by zero",
+)
 def test_sample_weight_rewritten_during_epoch_is_harmless():
     race = race_namespace()
     expected = race["epoch"](race["order0"], race["sw"].copy())
@@ -375,13 +459,18 @@ def test_sample_weight_rewritten_during_epoch_is_harmless():
     if "error" not in r:
         loss, p = r["value"]
         if not (loss == expected[0] and np.array_equal(p, expected[1])):
-            raise WrongOutcome(f"the epoch used the new weights: loss {loss} vs {expected[0]}, "
-                               f"params finite {np.isfinite(p).all()}")
+            raise WrongOutcome(
+                f"the epoch used the new weights: loss {loss} vs {expected[0]}, "
+                f"params finite {np.isfinite(p).all()}"
+            )
 
 
-@pytest.mark.xfail(strict=True, raises=WrongOutcome,
-                   reason="issue 9: set_isa switches the kernel table under another thread's "
-                          "epoch (the kernel set is fetched per kernel call, not once per call)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=WrongOutcome,
+    reason="issue 9: set_isa switches the kernel table under another thread's "
+    "epoch (the kernel set is fetched per kernel call, not once per call)",
+)
 def test_set_isa_during_an_epoch_does_not_mix_levels():
     levels = core.available_isas()
     if len(levels) < 2:
@@ -419,8 +508,9 @@ def test_set_isa_during_an_epoch_does_not_mix_levels():
     finally:
         core.set_isa(before)
     if not any(r[0] == got[0] and np.array_equal(r[1], got[1]) for r in results.values()):
-        raise WrongOutcome("the epoch matches no single ISA level: kernels of several levels "
-                           "ran in one call")
+        raise WrongOutcome(
+            "the epoch matches no single ISA level: kernels of several levels ran in one call"
+        )
 
 
 def _fit_data():
@@ -431,13 +521,17 @@ def _fit_data():
 
 
 def _estimator():
-    return MLPClassifier(hidden_layer_sizes=(256,), batch_size=50, random_state=0,
-                         learning_rate_init=1e-3)
+    return MLPClassifier(
+        hidden_layer_sizes=(256,), batch_size=50, random_state=0, learning_rate_init=1e-3
+    )
 
 
-@pytest.mark.xfail(strict=True, raises=WrongOutcome,
-                   reason="issue 9: two threads training one estimator read and write the same "
-                          "weights at once (no per-estimator lock, no error)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=WrongOutcome,
+    reason="issue 9: two threads training one estimator read and write the same "
+    "weights at once (no per-estimator lock, no error)",
+)
 def test_two_threads_partial_fit_same_estimator():
     """Serialised, partial_fit calls on the same data give the serial result whatever their
     interleaving (every call is the same epoch). A clear RuntimeError for a concurrent call is
@@ -474,8 +568,10 @@ def test_two_threads_partial_fit_same_estimator():
     assert len(done) + len(errors) == 2 * rounds, "a worker thread died"
     n_calls = 1 + len(done)
     if any(not np.array_equal(a, b) for a, b in zip(est.coefs_, snapshots[n_calls])):
-        raise WrongOutcome(f"{len(done)} concurrent partial_fit calls succeeded ({len(errors)} "
-                           f"refused) but the weights differ from {n_calls} serial calls")
+        raise WrongOutcome(
+            f"{len(done)} concurrent partial_fit calls succeeded ({len(errors)} "
+            f"refused) but the weights differ from {n_calls} serial calls"
+        )
 
 
 # --- Ctrl-C inside one long core call -------------------------------------------------------
@@ -487,7 +583,9 @@ def test_two_threads_partial_fit_same_estimator():
 
 INTERRUPT_LIMIT = 3.0
 
-INTERRUPT_SCRIPT = PRELUDE + """
+INTERRUPT_SCRIPT = (
+    PRELUDE
+    + """
 import os, signal
 rng = np.random.default_rng(0)
 units = {units}
@@ -522,27 +620,38 @@ except KeyboardInterrupt:
     print("interrupted", late, "s after SIGINT")
     sys.exit(0 if late < {limit} else 1)
 """
+)
 
 INTERRUPT_CALLS = {
-    "loss_grad": dict(units=[500, 3000, 3000, 10], n=8000,
-                      call='core.loss_grad(p, units, "relu", "softmax", X, Y)'),
-    "forward": dict(units=[500, 4000, 4000, 10], n=10000,
-                    call='core.forward(p, units, "relu", "softmax", X)'),
+    "loss_grad": dict(
+        units=[500, 3000, 3000, 10],
+        n=8000,
+        call='core.loss_grad(p, units, "relu", "softmax", X, Y)',
+    ),
+    "forward": dict(
+        units=[500, 4000, 4000, 10], n=10000, call='core.forward(p, units, "relu", "softmax", X)'
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def interrupt_runs():
-    procs = {name: start_script(INTERRUPT_SCRIPT.format(limit=INTERRUPT_LIMIT, **kw),
-                                env={"OMP_NUM_THREADS": "1"})
-             for name, kw in INTERRUPT_CALLS.items()}
+    procs = {
+        name: start_script(
+            INTERRUPT_SCRIPT.format(limit=INTERRUPT_LIMIT, **kw), env={"OMP_NUM_THREADS": "1"}
+        )
+        for name, kw in INTERRUPT_CALLS.items()
+    }
     yield procs
     for p in procs.values():
         finish(p, 1)
 
 
-@pytest.mark.xfail(strict=True, raises=(WrongOutcome, Hang),
-                   reason="issue 9: Ctrl-C is only seen when the core call returns")
+@pytest.mark.xfail(
+    strict=True,
+    raises=(WrongOutcome, Hang),
+    reason="issue 9: Ctrl-C is only seen when the core call returns",
+)
 @pytest.mark.parametrize("call", sorted(INTERRUPT_CALLS))
 def test_ctrl_c_interrupts_a_long_core_call(interrupt_runs, call):
     # the script's own watchdog ends it INTERRUPT_LIMIT s after the signal; 30 s is the backstop

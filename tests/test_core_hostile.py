@@ -16,26 +16,36 @@ The examples are derandomised (a fixed, reproducible set per run) and bounded: a
 all on a 2-core machine.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
-from core_helpers import random_targets
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import random_targets
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 NATIVE = ("float32", "float64")
 # mostly the two legal dtypes; every other kind and the byte-swapped floats now and then
-DTYPES = st.sampled_from(NATIVE * 6 + (">f4", ">f8", "<f2", "int64", "int32", "uint8",
-                                       "complex128", "bool", "object"))
-LAYOUTS = st.sampled_from(["C"] * 4 + ["F", "reversed", "strided", "misaligned", "readonly",
-                                       "zero_stride"])
+DTYPES = st.sampled_from(
+    NATIVE * 6 + (">f4", ">f8", "<f2", "int64", "int32", "uint8", "complex128", "bool", "object")
+)
+LAYOUTS = st.sampled_from(
+    ["C"] * 4 + ["F", "reversed", "strided", "misaligned", "readonly", "zero_stride"]
+)
 SIZES = st.sampled_from([0, 1, 1, 2, 3, 5, 8, 17, 33])
 
 
@@ -68,18 +78,24 @@ def materialise(values, dtype, layout):
     if layout == "zero_stride":
         if a.shape[0] == 0:
             return a
-        return np.lib.stride_tricks.as_strided(a[:1], shape=a.shape,
-                                               strides=(0,) + a.strides[1:], writeable=False)
+        return np.lib.stride_tricks.as_strided(
+            a[:1], shape=a.shape, strides=(0,) + a.strides[1:], writeable=False
+        )
     raise ValueError(layout)
 
 
 def is_native_float(x, dtype=None):
-    return (isinstance(x, np.ndarray) and x.dtype.isnative and x.dtype.name in NATIVE
-            and (dtype is None or x.dtype == dtype))
+    return (
+        isinstance(x, np.ndarray)
+        and x.dtype.isnative
+        and x.dtype.name in NATIVE
+        and (dtype is None or x.dtype == dtype)
+    )
 
 
-def as_float(x, dtype):
-    return np.array(x, dtype=np.float64).astype(dtype)
+def as_dtype(x, dtype):
+    """What the reference gets: the values passed, in the call's dtype (None stays None)."""
+    return None if x is None else np.array(x, dtype=dtype)
 
 
 @st.composite
@@ -162,8 +178,11 @@ def gemm_case(draw):
     if out_kind == "none":
         out = None
     elif out_kind == "fresh":
-        out = np.random.default_rng(0).standard_normal((m, n)).astype(
-            a.dtype if is_native_float(a) else np.float64)
+        out = (
+            np.random.default_rng(0)
+            .standard_normal((m, n))
+            .astype(a.dtype if is_native_float(a) else np.float64)
+        )
     elif out_kind == "hostile":
         out = draw(hostile((m, n), prefer=a.dtype))
     else:  # out shares memory with a (reshaped view when sizes allow, else a itself)
@@ -177,20 +196,37 @@ def test_gemm_hostile(case):
     a, b, ta, tb, bias, act, out, alpha, beta = case
     dt = a.dtype
     out_before = None if out is None else np.array(out, dtype=np.float64)
-    valid = (is_native_float(a) and is_native_float(b, dt)
-             and (bias is None or is_native_float(bias, dt))
-             and (out is None or (is_native_float(out, dt) and out.flags.c_contiguous
-                                  and out.flags.writeable and out.flags.aligned
-                                  and not np.may_share_memory(out, a)
-                                  and not np.may_share_memory(out, b)
-                                  and (bias is None or not np.may_share_memory(out, bias))))
-             and (beta == 0 or out is not None))
+    valid = (
+        is_native_float(a)
+        and is_native_float(b, dt)
+        and (bias is None or is_native_float(bias, dt))
+        and (
+            out is None
+            or (
+                is_native_float(out, dt)
+                and out.flags.c_contiguous
+                and out.flags.writeable
+                and out.flags.aligned
+                and not np.may_share_memory(out, a)
+                and not np.may_share_memory(out, b)
+                and (bias is None or not np.may_share_memory(out, bias))
+            )
+        )
+        and (beta == 0 or out is not None)
+    )
     result, rejected = call_or_reject(
-        lambda: core.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, out=out,
-                          alpha=alpha, beta=beta), valid)
+        lambda: core.gemm(
+            a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, out=out, alpha=alpha, beta=beta
+        ),
+        valid,
+    )
     if rejected:
-        if out is not None and not np.may_share_memory(out, a) and not np.may_share_memory(
-                out, b) and out.dtype.kind == "f":
+        if (
+            out is not None
+            and not np.may_share_memory(out, a)
+            and not np.may_share_memory(out, b)
+            and out.dtype.kind == "f"
+        ):
             # a rejected call writes nothing
             np.testing.assert_array_equal(np.array(out, dtype=np.float64), out_before)
         return
@@ -198,8 +234,9 @@ def test_gemm_hostile(case):
     A = np.array(a, dtype=np.float64)
     B = np.array(b, dtype=np.float64)
     A, B = (A.T if ta else A), (B.T if tb else B)
-    expected, allowed = gemm_expected(A, B, alpha, beta, out_before,
-                                      None if bias is None else np.array(bias, np.float64), act)
+    expected, allowed = gemm_expected(
+        A, B, alpha, beta, out_before, None if bias is None else np.array(bias, np.float64), act
+    )
     got = result.astype(np.float64)
     assert got.shape == expected.shape
     finite = np.isfinite(expected)
@@ -246,8 +283,9 @@ def finite_array(x):
 
 def draw_params_and_X(data, net, nan):
     units, act, out, dt, rng = net
-    params = data.draw(hostile((ref.n_params(units, act),), values=params_for(rng, units, act),
-                               nan=nan, prefer=dt))
+    params = data.draw(
+        hostile((ref.n_params(units, act),), values=params_for(rng, units, act), nan=nan, prefer=dt)
+    )
     n = data.draw(SIZES)
     return params, data.draw(hostile((n, units[0]), prefer=dt)), n
 
@@ -258,7 +296,7 @@ def test_forward_hostile(net, data):
     units, act, out, dt, rng = net
     # forward does not check params for NaN: the NaN must reach the output as in the reference
     params, X, n = draw_params_and_X(data, net, nan=True)
-    valid = (is_native_float(params) and is_native_float(X, params.dtype) and finite_array(X))
+    valid = is_native_float(params) and is_native_float(X, params.dtype) and finite_array(X)
     result, rejected = call_or_reject(lambda: core.forward(params, units, act, out, X), valid)
     if rejected:
         return
@@ -270,8 +308,10 @@ def test_forward_hostile(net, data):
 
 
 def loose(dtype, factor):
-    return dict(rtol=(2e-4 if dtype == np.float32 else 1e-10) * factor,
-                atol=(2e-5 if dtype == np.float32 else 1e-12) * factor)
+    return dict(
+        rtol=(2e-4 if dtype == np.float32 else 1e-10) * factor,
+        atol=(2e-5 if dtype == np.float32 else 1e-12) * factor,
+    )
 
 
 @SETTINGS
@@ -283,18 +323,26 @@ def test_loss_grad_hostile(net, data):
     sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dt)))
     alpha = data.draw(st.sampled_from([0.0, 1e-4, 1.0]))
     dtype = params.dtype
-    valid = (is_native_float(params) and n > 0 and all(
-        is_native_float(x, dtype) and finite_array(x) for x in (X, Y) + (() if sw is None else (sw,)))
-        and (sw is None or np.array(sw, np.float64).sum() > 0))
+    valid = (
+        is_native_float(params)
+        and n > 0
+        and all(
+            is_native_float(x, dtype) and finite_array(x)
+            for x in (X, Y) + (() if sw is None else (sw,))
+        )
+        and (sw is None or np.array(sw, np.float64).sum() > 0)
+    )
     result, rejected = call_or_reject(
-        lambda: core.loss_grad(params, units, act, out, X, Y, sw, alpha), valid)
+        lambda: core.loss_grad(params, units, act, out, X, Y, sw, alpha), valid
+    )
     if rejected:
         return
     loss, grad = result
-    conv = (lambda x: None if x is None else np.array(x, dtype=dtype))
+    conv = partial(as_dtype, dtype=dtype)
     with np.errstate(all="ignore"):
-        loss_r, grad_r = ref.loss_grad(conv(params), units, act, out, conv(X), conv(Y), conv(sw),
-                                       alpha)
+        loss_r, grad_r = ref.loss_grad(
+            conv(params), units, act, out, conv(X), conv(Y), conv(sw), alpha
+        )
     assert grad.dtype == dtype and grad.shape == (ref.n_params(units, act),)
     np.testing.assert_allclose(loss, loss_r, **loose(dtype, 10))
     np.testing.assert_allclose(grad, grad_r, **loose(dtype, 10))
@@ -302,8 +350,12 @@ def test_loss_grad_hostile(net, data):
 
 @st.composite
 def order_case(draw, n):
-    kind = draw(st.sampled_from(["perm"] * 12 + ["repeat", "out_of_range", "negative", "float",
-                                                "int32", "uint64", "list", "empty"]))
+    kind = draw(
+        st.sampled_from(
+            ["perm"] * 12
+            + ["repeat", "out_of_range", "negative", "float", "int32", "uint64", "list", "empty"]
+        )
+    )
     rng = np.random.default_rng(draw(st.integers(0, 1000)))
     length = max(n, 1)
     o = rng.permutation(n) if n else np.zeros(0, np.int64)
@@ -337,55 +389,86 @@ def test_train_epoch_hostile(net, data):
     # params and opt_state are written in place: mostly plain, sometimes hostile
     plain = data.draw(st.integers(0, 7)) > 0
     p0 = params_for(rng, units, act)
-    params = p0.astype(dt) if plain else data.draw(hostile((n_p,), values=p0, nan=False,
-                                                             prefer=dt))
+    params = p0.astype(dt) if plain else data.draw(hostile((n_p,), values=p0, nan=False, prefer=dt))
     dtype = params.dtype
     state_len = ref.opt_state_size(solver, n_p)
     state_kind = data.draw(st.sampled_from(["zeros"] * 3 + ["hostile", "overlaps_params"]))
     if state_kind == "zeros":
         state = np.zeros(state_len, dtype)
     elif state_kind == "hostile":
-        state = data.draw(hostile((state_len,), values=np.zeros(state_len), nan=False,
-                                  prefer=dtype))
+        state = data.draw(
+            hostile((state_len,), values=np.zeros(state_len), nan=False, prefer=dtype)
+        )
     else:
         big = np.zeros(n_p + state_len, dtype)
         big[:n_p] = np.array(params, dtype=np.float64)
-        params, state = big[:n_p], big[n_p - 1: n_p - 1 + state_len]
+        params, state = big[:n_p], big[n_p - 1 : n_p - 1 + state_len]
     X = data.draw(hostile((n, units[0]), prefer=dtype))
     Y = data.draw(hostile((n, units[-1]), values=targets(rng, out, n, units[-1]), prefer=dtype))
-    sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1,
-                                                prefer=dtype)))
+    sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dtype)))
     order = data.draw(order_case(n))
     batch_size = data.draw(st.sampled_from([1, 2, 3, 7, 64, 2**40] * 2 + [0, -1]))
-    hyper = dict(solver=solver, alpha=data.draw(st.sampled_from([0.0, 1e-4])),
-                 learning_rate=data.draw(st.sampled_from([1e-3, 0.1])),
-                 momentum=data.draw(st.sampled_from([0.0, 0.9])),
-                 nesterov=data.draw(st.booleans()), t=data.draw(st.sampled_from([0, 5])))
+    hyper = dict(
+        solver=solver,
+        alpha=data.draw(st.sampled_from([0.0, 1e-4])),
+        learning_rate=data.draw(st.sampled_from([1e-3, 0.1])),
+        momentum=data.draw(st.sampled_from([0.0, 0.9])),
+        nesterov=data.draw(st.booleans()),
+        t=data.draw(st.sampled_from([0, 5])),
+    )
     order_arr = np.asarray(order)
-    in_place_ok = all(is_native_float(x) and x.dtype == dtype and x.flags.c_contiguous
-                      and x.flags.aligned and x.flags.writeable for x in (params, state))
-    valid = (in_place_ok and not np.may_share_memory(params, state) and n > 0
-             and all(is_native_float(x, dtype) and finite_array(x)
-                     for x in (X, Y) + (() if sw is None else (sw,)))
-             and order_arr.dtype.kind in "iu" and order_arr.size > 0
-             and order_arr.min() >= 0 and order_arr.max() < n and batch_size >= 1)
+    in_place_ok = all(
+        is_native_float(x)
+        and x.dtype == dtype
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.flags.writeable
+        for x in (params, state)
+    )
+    valid = (
+        in_place_ok
+        and not np.may_share_memory(params, state)
+        and n > 0
+        and all(
+            is_native_float(x, dtype) and finite_array(x)
+            for x in (X, Y) + (() if sw is None else (sw,))
+        )
+        and order_arr.dtype.kind in "iu"
+        and order_arr.size > 0
+        and order_arr.min() >= 0
+        and order_arr.max() < n
+        and batch_size >= 1
+    )
     if valid and sw is not None:  # every batch needs a positive total weight
         w = np.array(sw, np.float64)[order_arr.astype(np.int64)]
-        valid = all(w[i:i + batch_size].sum() > 0 for i in range(0, len(w), batch_size))
+        valid = all(w[i : i + batch_size].sum() > 0 for i in range(0, len(w), batch_size))
     before = (np.array(params, np.float64), np.array(state, np.float64))
     result, rejected = call_or_reject(
-        lambda: core.train_epoch(params, state, units, act, out, X, Y, sw, order, batch_size,
-                                 **hyper), valid)
+        lambda: core.train_epoch(
+            params, state, units, act, out, X, Y, sw, order, batch_size, **hyper
+        ),
+        valid,
+    )
     if rejected:  # nothing written
         np.testing.assert_array_equal(np.array(params, np.float64), before[0])
         np.testing.assert_array_equal(np.array(state, np.float64), before[1])
         return
-    conv = (lambda x: None if x is None else np.array(x, dtype=dtype))
+    conv = partial(as_dtype, dtype=dtype)
     p_ref, s_ref = before[0].astype(dtype), before[1].astype(dtype)
     with np.errstate(all="ignore"):
-        loss_r, t_r = ref.train_epoch(p_ref, s_ref, units, act, out, conv(X), conv(Y), conv(sw),
-                                      order_arr.astype(np.int64), min(batch_size, 2**31),
-                                      **hyper)
+        loss_r, t_r = ref.train_epoch(
+            p_ref,
+            s_ref,
+            units,
+            act,
+            out,
+            conv(X),
+            conv(Y),
+            conv(sw),
+            order_arr.astype(np.int64),
+            min(batch_size, 2**31),
+            **hyper,
+        )
     loss, t = result
     assert t == t_r
     np.testing.assert_allclose(loss, loss_r, **loose(dtype, 100))
@@ -401,8 +484,15 @@ NO_NUL = st.text(max_size=20).filter(lambda s: "\0" not in s)
 
 
 @settings(SETTINGS, max_examples=50)
-@given(st.one_of(NO_NUL, st.sampled_from(list(core.ISA_LEVELS) + [
-    "AVX2", " avx2", "avx2 ", "generic" * 50, ""]), st.none(), st.integers(), st.binary()))
+@given(
+    st.one_of(
+        NO_NUL,
+        st.sampled_from(list(core.ISA_LEVELS) + ["AVX2", " avx2", "avx2 ", "generic" * 50, ""]),
+        st.none(),
+        st.integers(),
+        st.binary(),
+    )
+)
 def test_set_isa_hostile(name):
     before = core.isa()
     try:
@@ -416,9 +506,12 @@ def test_set_isa_hostile(name):
     assert name in core.available_isas() and after == name
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="found by test_set_isa_hostile: set_isa passes name.c_str() to the "
-                          "dispatcher, so 'avx2\\0garbage' selects avx2 instead of raising")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="found by test_set_isa_hostile: set_isa passes name.c_str() to the "
+    "dispatcher, so 'avx2\\0garbage' selects avx2 instead of raising",
+)
 def test_set_isa_embedded_nul_rejected():
     before = core.isa()
     level = core.available_isas()[0]
@@ -442,8 +535,17 @@ def test_informational_entry_points():
 
 def test_every_entry_point_is_covered():
     """A new _core function must get a hostile-input property here."""
-    covered = {"gemm", "forward", "loss_grad", "train_epoch", "set_isa", "isa",
-               "available_isas", "max_threads"}
-    public = {name for name in dir(core) if callable(getattr(core, name))
-              and not name.startswith("_")}
+    covered = {
+        "gemm",
+        "forward",
+        "loss_grad",
+        "train_epoch",
+        "set_isa",
+        "isa",
+        "available_isas",
+        "max_threads",
+    }
+    public = {
+        name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")
+    }
     assert public <= covered, f"no hostile-input test for {sorted(public - covered)}"

@@ -19,8 +19,12 @@ from _subprocess_util import Hang, WrongOutcome, expect_clean_exit, finish, star
 CHILD_TIMEOUT = 10  # a healthy child needs about 0.1 s; 10 s covers a heavily loaded machine
 OUTER_TIMEOUT = 120  # the parent's own imports and fits, on a loaded 2-core machine
 
-ENV = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-       "PYTHONWARNINGS": "ignore"}
+ENV = {
+    "OMP_NUM_THREADS": "2",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTHONWARNINGS": "ignore",
+}
 
 # Common prologue: the workload and the check that the parent threads.
 PROLOGUE = """
@@ -69,7 +73,9 @@ if {parent_first}:
     expected = work()  # the multi-threaded fit in the parent
 """
 
-FORK_SCRIPT = PROLOGUE + """
+FORK_SCRIPT = (
+    PROLOGUE
+    + """
 import select, signal
 
 r, w = os.pipe()
@@ -96,8 +102,11 @@ if status != 0 or got != expected:
     sys.exit(1)
 print("OK", got)
 """
+)
 
-POOL_SCRIPT = PROLOGUE + """
+POOL_SCRIPT = (
+    PROLOGUE
+    + """
 import multiprocessing
 
 
@@ -124,6 +133,7 @@ if work() != expected:
     sys.exit(1)
 print("OK", got)
 """
+)
 
 SCRIPTS = {"os.fork": FORK_SCRIPT, "multiprocessing-fork-pool": POOL_SCRIPT}
 
@@ -131,10 +141,13 @@ SCRIPTS = {"os.fork": FORK_SCRIPT, "multiprocessing-fork-pool": POOL_SCRIPT}
 @pytest.fixture(scope="module")
 def started():
     """All scenarios start at once; each test then waits for its own."""
-    procs = {name: start_script(s.format(child_timeout=CHILD_TIMEOUT, parent_first=True), ENV)
-             for name, s in SCRIPTS.items()}
+    procs = {
+        name: start_script(s.format(child_timeout=CHILD_TIMEOUT, parent_first=True), ENV)
+        for name, s in SCRIPTS.items()
+    }
     procs["control"] = start_script(
-        FORK_SCRIPT.format(child_timeout=CHILD_TIMEOUT, parent_first=False), ENV)
+        FORK_SCRIPT.format(child_timeout=CHILD_TIMEOUT, parent_first=False), ENV
+    )
     yield procs
     for p in procs.values():
         finish(p, 1)  # kills what a failed test left running
@@ -149,16 +162,22 @@ def check(started, name):
         raise WrongOutcome(outcome.describe())
 
 
-@pytest.mark.xfail(strict=True, raises=Hang,
-                   reason="issue 9: after fork the child's first OpenMP region waits forever for "
-                          "the parent's libgomp workers (no pthread_atfork handler)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=Hang,
+    reason="issue 9: after fork the child's first OpenMP region waits forever for "
+    "the parent's libgomp workers (no pthread_atfork handler)",
+)
 def test_os_fork_child_matches_parent(started):
     check(started, "os.fork")
 
 
-@pytest.mark.xfail(strict=True, raises=Hang,
-                   reason="issue 9: a fork-context multiprocessing.Pool worker hangs in libgomp "
-                          "after a multi-threaded fit in the parent")
+@pytest.mark.xfail(
+    strict=True,
+    raises=Hang,
+    reason="issue 9: a fork-context multiprocessing.Pool worker hangs in libgomp "
+    "after a multi-threaded fit in the parent",
+)
 def test_fork_pool_children_match_parent(started):
     check(started, "multiprocessing-fork-pool")
 

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/sel
 
 PER_THREAD_MIB = 16
 
-RSS = CORE_IMPORT + """
+RSS = (
+    CORE_IMPORT
+    + """
 import os, gc
 import numpy as np
 
@@ -25,8 +27,11 @@ def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 """
+)
 
-TALL_GEMM = RSS + """
+TALL_GEMM = (
+    RSS
+    + """
 dtype = np.{dtype}
 # warm-up: the OpenMP team, the kernels' small buffers, NumPy's allocator
 w = np.ones((300, 300), dtype)
@@ -47,11 +52,15 @@ print(f"{dtype}: start {{start:.1f}} MiB, during {{peak:.1f}} MiB, kept {{kept:.
       f"(allowed {{allowed}} MiB)")
 raise SystemExit(0 if kept <= allowed else 1)
 """
+)
 
 
-@pytest.mark.xfail(strict=True, raises=WrongOutcome,
-                   reason="issue 9: the GEMM keeps its packing buffers at their largest size "
-                          "(61 MiB for this float64 product) for the calling thread's life")
+@pytest.mark.xfail(
+    strict=True,
+    raises=WrongOutcome,
+    reason="issue 9: the GEMM keeps its packing buffers at their largest size "
+    "(61 MiB for this float64 product) for the calling thread's life",
+)
 def test_tall_gemm_gives_memory_back_float64():
     # ~130 MiB of operands; the product itself is 8 x 8
     out = run_script(TALL_GEMM.format(dtype="float64", per_thread=PER_THREAD_MIB), timeout=120)
@@ -67,7 +76,9 @@ def test_tall_gemm_gives_memory_back_float32():
     expect_clean_exit(out, "memory kept after a tall float32 gemm")
 
 
-FIT_LOOP = RSS + """
+FIT_LOOP = (
+    RSS
+    + """
 import warnings
 import mlpfast._core as core
 from mlpfast import MLPClassifier
@@ -80,9 +91,9 @@ for i in range(12):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for solver in ("adam", "sgd", "lbfgs"):
-            clf = MLPClassifier(hidden_layer_sizes=(64,), solver=solver, max_iter=2, random_state=i).fit(X, y)
-            clf.predict_proba(X)
-        MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, random_state=i).fit(X.astype(np.float64), y)
+            clf = MLPClassifier((64,), solver=solver, max_iter=2, random_state=i)
+            clf.fit(X, y).predict_proba(X)
+        MLPClassifier((64,), max_iter=2, random_state=i).fit(X.astype(np.float64), y)
     del clf
     gc.collect()
     history.append(rss_mib())
@@ -92,6 +103,7 @@ first, last = history[3], history[-1]
 print("RSS per round (MiB):", " ".join(f"{{h:.1f}}" for h in history))
 raise SystemExit(0 if last - first <= {slack} else 1)
 """
+)
 
 
 def test_fit_loop_memory_stops_growing():
