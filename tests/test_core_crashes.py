@@ -22,6 +22,7 @@ from _subprocess_util import (
     WrongOutcome,
     expect_clean_exit,
     finish,
+    issue9_xfail,
     run_script,
     start_script,
 )
@@ -122,11 +123,9 @@ INDEX_RAISES_CALLS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Crash,
-    reason="issue 9: parse_net dereferences the NULL that PyNumber_Index returns "
-    "when __index__ raises (segfault)",
+@issue9_xfail(
+    Crash,
+    "parse_net dereferences the NULL that PyNumber_Index returns when __index__ raises (segfault)",
 )
 @pytest.mark.parametrize("call", sorted(INDEX_RAISES_CALLS))
 def test_layer_units_failing_index_raises_its_exception(call):
@@ -149,10 +148,9 @@ e = expect((Broken, TypeError), lambda: {INDEX_RAISES_CALLS[call]})
     expect_clean_exit(run_script(script), f"{call} with a failing __index__")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="issue 9: sizes >= 2**63 raise pybind11's RuntimeError \"C++ type '?'\"",
+@issue9_xfail(
+    RuntimeError,
+    "sizes >= 2**63 raise pybind11's RuntimeError \"C++ type '?'\"",
 )
 @pytest.mark.parametrize(
     "units",
@@ -164,10 +162,9 @@ def test_layer_units_beyond_int64_is_value_error(units):
         core.forward(*net_args(units))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 9: the bound says layer_units < 2**31 but accepts 2**31 (the "
+@issue9_xfail(
+    AssertionError,
+    "the bound says layer_units < 2**31 but accepts 2**31 (the "
     "error comes later, from the params length)",
 )
 def test_layer_units_bound_rejects_2_pow_31():
@@ -330,11 +327,9 @@ def hyper_problem(kw):
     return a, kw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WrongOutcome,
-    reason="issue 9: hyper-parameters outside their domain are accepted and give "
-    "NaN (or wrap t around)",
+@issue9_xfail(
+    WrongOutcome,
+    "hyper-parameters outside their domain are accepted and give NaN (or wrap t around)",
 )
 @pytest.mark.parametrize("case", sorted(OUT_OF_DOMAIN))
 def test_hyper_parameter_outside_domain_is_value_error(case):
@@ -416,10 +411,9 @@ def race_namespace():
     return ns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Crash,
-    reason="issue 9: train_epoch reads `order` in place after validating it; an "
+@issue9_xfail(
+    Crash,
+    "train_epoch reads `order` in place after validating it; an "
     "index written by another thread is used unchecked (out-of-bounds read)",
 )
 def test_order_rewritten_during_epoch_is_harmless():
@@ -441,10 +435,9 @@ print("OK", r.keys())
     expect_clean_exit(run_script(script, env={"OMP_NUM_THREADS": "1"}), "order rewrite race")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WrongOutcome,
-    reason="issue 9: train_epoch reads `sample_weight` in place after validating "
+@issue9_xfail(
+    WrongOutcome,
+    "train_epoch reads `sample_weight` in place after validating "
     "it; zero weights written by another thread divide by zero",
 )
 def test_sample_weight_rewritten_during_epoch_is_harmless():
@@ -465,10 +458,9 @@ def test_sample_weight_rewritten_during_epoch_is_harmless():
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WrongOutcome,
-    reason="issue 9: set_isa switches the kernel table under another thread's "
+@issue9_xfail(
+    WrongOutcome,
+    "set_isa switches the kernel table under another thread's "
     "epoch (the kernel set is fetched per kernel call, not once per call)",
 )
 def test_set_isa_during_an_epoch_does_not_mix_levels():
@@ -526,10 +518,9 @@ def _estimator():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WrongOutcome,
-    reason="issue 9: two threads training one estimator read and write the same "
+@issue9_xfail(
+    WrongOutcome,
+    "two threads training one estimator read and write the same "
     "weights at once (no per-estimator lock, no error)",
 )
 def test_two_threads_partial_fit_same_estimator():
@@ -647,10 +638,9 @@ def interrupt_runs():
         finish(p, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(WrongOutcome, Hang),
-    reason="issue 9: Ctrl-C is only seen when the core call returns",
+@issue9_xfail(
+    (WrongOutcome, Hang),
+    "Ctrl-C is only seen when the core call returns",
 )
 @pytest.mark.parametrize("call", sorted(INTERRUPT_CALLS))
 def test_ctrl_c_interrupts_a_long_core_call(interrupt_runs, call):

@@ -14,7 +14,14 @@ threading threshold, and the script checks that the process gained threads durin
 """
 
 import pytest
-from _subprocess_util import Hang, WrongOutcome, expect_clean_exit, finish, start_script
+from _subprocess_util import (
+    Hang,
+    WrongOutcome,
+    expect_clean_exit,
+    finish,
+    issue9_xfail,
+    start_script,
+)
 
 CHILD_TIMEOUT = 10  # a healthy child needs about 0.1 s; 10 s covers a heavily loaded machine
 OUTER_TIMEOUT = 120  # the parent's own imports and fits, on a loaded 2-core machine
@@ -162,28 +169,18 @@ def check(started, name):
         raise WrongOutcome(outcome.describe())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Hang,
-    reason="issue 9: after fork the child's first OpenMP region waits forever for "
-    "the parent's libgomp workers (no pthread_atfork handler)",
+HANGS = "after fork the child's first OpenMP region waits forever for the parent's libgomp workers"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param("os.fork", marks=issue9_xfail(Hang, HANGS + " (no pthread_atfork handler)")),
+        pytest.param("multiprocessing-fork-pool", marks=issue9_xfail(Hang, HANGS + " (Pool)")),
+        # the control forks before any parallel region: fine today, so the two cases above
+        # fail for the reason they name, not because fork or the scripts are broken
+        "control",
+    ],
 )
-def test_os_fork_child_matches_parent(started):
-    check(started, "os.fork")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=Hang,
-    reason="issue 9: a fork-context multiprocessing.Pool worker hangs in libgomp "
-    "after a multi-threaded fit in the parent",
-)
-def test_fork_pool_children_match_parent(started):
-    check(started, "multiprocessing-fork-pool")
-
-
-def test_fork_before_any_parallel_region_works(started):
-    """Control: a child forked before the parent ever started a team is fine today, so the
-    two tests above fail for the reason they name, not because fork or the scripts are broken.
-    """
-    check(started, "control")
+def test_forked_child_matches_parent(started, scenario):
+    check(started, scenario)

@@ -11,7 +11,7 @@ import os
 import sys
 
 import pytest
-from _subprocess_util import CORE_IMPORT, WrongOutcome, expect_clean_exit, run_script
+from _subprocess_util import CORE_IMPORT, WrongOutcome, expect_clean_exit, issue9_xfail, run_script
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/statm"),
@@ -62,10 +62,9 @@ raise SystemExit(0 if kept <= allowed else 1)
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=WrongOutcome,
-    reason="issue 9: the GEMM keeps its packing buffers at their largest size "
+@issue9_xfail(
+    WrongOutcome,
+    "the GEMM keeps its packing buffers at their largest size "
     "(61 MiB for this float64 product) for the calling thread's life",
 )
 def test_tall_gemm_gives_memory_back_float64():
