@@ -9,12 +9,13 @@
 //              db_l = sum_rows(dZ_l) / m           column_sum
 //              dA_(l-1) = dZ_l W_l^T               gemm NT (skipped for the input layer)
 //              dZ_(l-1) = dA_(l-1) * g'(A_(l-1))   act_backward / prelu_backward, in place
-//   update     one fused optimizer pass over the flat buffer (optimizers.h), which also adds
+//   update     one fused optimizer pass over the flat buffer (the solver's update in
+//              optimizers.h, through OptimizerKernels::step), which also adds
 //              the L2 term alpha W / m to the weights' gradient and returns ||W||^2 for the
 //              batch's loss, so the penalty costs no pass of its own.
 //   batches of 1 or 2 rows (kOuterMaxRows): no dW GEMM; each layer's weights are stepped as
 //              soon as dA_(l-1) has been taken from them, with dW formed on the fly in
-//              L1-sized chunks (sgd_step_outer / adam_step_outer); then biases and slopes.
+//              L1-sized chunks (OptimizerKernels::step_outer); then biases and slopes.
 // m is the batch's row count, or the sum of its sample weights.
 //
 // Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
@@ -351,15 +352,20 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   return loss;
 }
 
-template <typename T>
-double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
-                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
-                   index_t batch_size, TrainOptions& opts) {
+namespace {
+
+// One epoch with the solver Opt: the batches, each stepped by Opt's kernels (`opt`) with the
+// Step its schedule gives.
+template <typename T, typename Opt>
+double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, Strided<T> Y,
+                        const T* sw, index_t sw_stride, const std::int64_t* order,
+                        index_t n_order, index_t batch_size, TrainOptions& opts,
+                        const OptimizerKernels<T>& opt) {
   const Layout lay(net);
   const KernelSet<T>& k = kernels<T>();
   const index_t n_in = net.units[0], n_out = net.units[net.n_layers];
   const index_t rows = batch_size < n_order ? batch_size : n_order;
-  const index_t np = lay.n_params;
+  const index_t np = lay.n_params, nw = lay.n_weights;
 
   Arena arena;
   BatchBuffers<T> buf;
@@ -380,10 +386,6 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
   double* row_loss = arena.take<double>(rows);
   double* partials = arena.take<double>(n_partials);
   const bool want_sum_sq = opts.alpha != 0.0;
-  const bool sgd = opts.solver == Solver::sgd;
-  const index_t nw = lay.n_weights;
-  T* velocity = opt_state;                              // sgd
-  T* m1 = opt_state, *m2 = opt_state + np;              // adam
 
   double accumulated = 0.0;
   for (index_t start = 0; start < n_order; start += rows) {
@@ -400,13 +402,7 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
       }
     }
     const double l2 = opts.alpha / m_eff;
-    double lr_t = 0.0;
-    if (!sgd) {
-      opts.t += 1;
-      const double t = double(opts.t);
-      lr_t = opts.learning_rate * std::sqrt(1.0 - std::pow(opts.beta_2, t)) /
-             (1.0 - std::pow(opts.beta_1, t));
-    }
+    const typename Opt::Step step = Opt::schedule(opts);
 
     forward_batch(net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
@@ -417,34 +413,34 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
         const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
-        sum_sq += sgd ? k.sgd_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
-                                         T(m_eff), params + off, velocity + off,
-                                         opts.learning_rate, opts.momentum, opts.nesterov, l2,
-                                         want_sum_sq, partials)
-                      : k.adam_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
-                                          T(m_eff), params + off, m1 + off, m2 + off, lr_t,
-                                          opts.beta_1, opts.beta_2, opts.epsilon, l2,
-                                          want_sum_sq, partials);
+        sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
+                                 params + off, state + off, np, &step, l2, want_sum_sq,
+                                 partials);
       };
       backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad, &update_weights);
-      if (sgd)
-        k.sgd_step(np - nw, 0, params + nw, grad + nw, velocity + nw, opts.learning_rate,
-                   opts.momentum, opts.nesterov, 0.0, nullptr);
-      else
-        k.adam_step(np - nw, 0, params + nw, grad + nw, m1 + nw, m2 + nw, lr_t, opts.beta_1,
-                    opts.beta_2, opts.epsilon, 0.0, nullptr);
+      opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
       backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
-      double* p_sum = want_sum_sq ? partials : nullptr;
-      sum_sq = sgd ? k.sgd_step(np, nw, params, grad, velocity, opts.learning_rate,
-                                opts.momentum, opts.nesterov, l2, p_sum)
-                   : k.adam_step(np, nw, params, grad, m1, m2, lr_t, opts.beta_1, opts.beta_2,
-                                 opts.epsilon, l2, p_sum);
+      sum_sq = opt.step(np, nw, params, grad, state, np, &step, l2,
+                        want_sum_sq ? partials : nullptr);
     }
     const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
     accumulated += batch_loss * double(m);
   }
   return accumulated / double(n_order);
+}
+
+}  // namespace
+
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts) {
+  const OptimizerKernels<T>& opt = kernels<T>().solver[int(opts.solver)];
+  return visit(opts.solver, [&](auto solver) {
+    return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride,
+                                                 order, n_order, batch_size, opts, opt);
+  });
 }
 
 template void forward<float>(const NetSpec&, const float*, Strided<float>, float*);
