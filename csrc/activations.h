@@ -130,14 +130,8 @@ struct prelu : Pointwise {
 
 }  // namespace activations
 
-// f(activations::<name>{}) for the activation `a`.
-template <typename F>
-inline decltype(auto) visit(Activation a, F&& f) {
-  using E = Activation;
-  namespace NS = activations;
-  switch (a) { MLPFAST_ACTIVATIONS(MLPFAST_VISIT_CASE) }
-  __builtin_unreachable();
-}
+// visit(a, f): f(activations::<name>{}) for the activation `a`.
+MLPFAST_DEFINE_VISIT(Activation, MLPFAST_ACTIVATIONS, activations)
 
 }  // namespace
 }  // namespace mlpfast

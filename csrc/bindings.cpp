@@ -58,8 +58,7 @@ std::string type_name(const py::handle& h) {
 
 py::array as_ndarray(const py::handle& obj, const char* what) {
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(what) + " must be a numpy.ndarray, got " +
-                         type_name(obj));
+    throw py::type_error(std::string(what) + " must be a numpy.ndarray, got " + type_name(obj));
   return py::reinterpret_borrow<py::array>(obj);
 }
 
@@ -105,7 +104,10 @@ bool overlaps(const py::array& a, const py::array& b) {
     lo = hi = base;
     for (py::ssize_t i = 0; i < x.ndim(); ++i) {
       const py::ssize_t span = (x.shape(i) - 1) * x.strides(i);
-      if (span < 0) lo += span; else hi += span;
+      if (span < 0)
+        lo += span;
+      else
+        hi += span;
     }
     hi += x.itemsize();
   };
@@ -200,10 +202,9 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
       throw py::type_error("out dtype " + std::string(py::str(out.dtype())) +
                            " does not match a's dtype " + std::string(py::str(a.dtype())));
     if (out.ndim() != 2 || out.shape(0) != m || out.shape(1) != n)
-      throw py::value_error("out must have shape (" + std::to_string(m) + ", " +
-                            std::to_string(n) + "), got " + shape_str(out));
-    if (!(out.flags() & py::array::c_style))
-      throw py::value_error("out must be C-contiguous");
+      throw py::value_error("out must have shape (" + std::to_string(m) + ", " + std::to_string(n) +
+                            "), got " + shape_str(out));
+    if (!(out.flags() & py::array::c_style)) throw py::value_error("out must be C-contiguous");
     if (!out.writeable()) throw py::value_error("out is read-only");
     if (overlaps(out, a) || overlaps(out, b) ||
         (!bias_obj.is_none() && overlaps(out, py::reinterpret_borrow<py::array>(bias_obj))))
@@ -227,8 +228,9 @@ py::array gemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, b
   py::array a = as_ndarray(a_obj, "a"), b = as_ndarray(b_obj, "b");
   const DType ta = float_dtype(a, "a"), tb = float_dtype(b, "b");
   if (ta != tb)
-    throw py::type_error("a and b must have the same dtype, got " + std::string(py::str(a.dtype())) +
-                         " and " + std::string(py::str(b.dtype())));
+    throw py::type_error("a and b must have the same dtype, got " +
+                         std::string(py::str(a.dtype())) + " and " +
+                         std::string(py::str(b.dtype())));
   if (a.ndim() != 2) throw py::value_error("a must be 2-D, got shape " + shape_str(a));
   if (b.ndim() != 2) throw py::value_error("b must be 2-D, got shape " + shape_str(b));
   const Activation act = epilogue_from_name(activation);
@@ -250,11 +252,10 @@ void set_isa(const std::string& name) {
   if (!mlpfast::set_isa(name.c_str())) {
     std::string avail;
     for (const auto& s : available_isas()) avail += (avail.empty() ? "" : ", ") + s;
-    throw py::value_error("ISA level '" + name + "' is unknown or not supported by this CPU; "
-                          "available: " + avail);
+    throw py::value_error("ISA level '" + name +
+                          "' is unknown or not supported by this CPU; available: " + avail);
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // training core: forward, loss_grad, train_epoch (mlpfast.reference's functions of those names)
@@ -272,24 +273,20 @@ struct Net {
   index_t n_params = 0;
 };
 
-
 Net parse_net(const py::object& layer_units, const py::object& activation,
               const py::object& out_activation) {
   Net net;
   if (py::isinstance<py::str>(layer_units) || py::isinstance<py::bytes>(layer_units) ||
       !PySequence_Check(layer_units.ptr()))
-    throw py::type_error("layer_units must be a sequence of ints, got " +
-                         type_name(layer_units));
+    throw py::type_error("layer_units must be a sequence of ints, got " + type_name(layer_units));
   constexpr index_t kMaxUnits = index_t(1) << 31;
   for (const py::handle item : layer_units) {
     if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
-      throw py::type_error("layer_units must contain ints, got " +
-                           type_name(item));
-    const long long v = py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr()))
-                            .cast<long long>();
+      throw py::type_error("layer_units must contain ints, got " + type_name(item));
+    const long long v =
+        py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr())).cast<long long>();
     if (v < 1 || v > kMaxUnits)
-      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " +
-                            std::to_string(v));
+      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " + std::to_string(v));
     net.units.push_back(index_t(v));
   }
   if (net.units.size() < 2)
@@ -348,13 +345,13 @@ py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
   if (x.ndim() != 1)
     throw py::value_error(std::string(what) + " must be 1-D, got shape " + shape_str(x));
   if (x.shape(0) != expected)
-    throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) +
-                          " entries; " + why + " need " + std::to_string(expected));
+    throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) + " entries; " +
+                          why + " need " + std::to_string(expected));
   const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
   if (writes) {
     if (!(x.flags() & py::array::c_style) || !aligned)
-      throw py::value_error(std::string(what) + " must be C-contiguous and aligned (it is "
-                            "updated in place)");
+      throw py::value_error(std::string(what) +
+                            " must be C-contiguous and aligned (it is updated in place)");
     if (!x.writeable()) throw py::value_error(std::string(what) + " is read-only");
     return x;
   }
@@ -365,8 +362,7 @@ py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
 
 std::string net_str(const Net& net, const py::object& activation) {
   std::string s = "layer_units [";
-  for (size_t i = 0; i < net.units.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(net.units[i]);
+  for (size_t i = 0; i < net.units.size(); ++i) s += (i ? ", " : "") + std::to_string(net.units[i]);
   return s + "] with activation '" + activation.cast<std::string>() + "'";
 }
 
@@ -375,8 +371,10 @@ View2D<T> inputs_X(const py::array& X, const Net& net, bool allow_empty) {
   require_dtype<T>(X, "X");
   if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
   if (X.shape(1) != net.units[0])
-    throw py::value_error("X has " + std::to_string(X.shape(1)) + " columns but layer_units[0]"
-                          " is " + std::to_string(net.units[0]));
+    throw py::value_error("X has " + std::to_string(X.shape(1)) +
+                          " columns but layer_units[0]"
+                          " is " +
+                          std::to_string(net.units[0]));
   if (!allow_empty && X.shape(0) == 0) throw py::value_error("X has no rows (empty batch)");
   return view_2d<T>(X, X.shape(0), X.shape(1));
 }
@@ -389,9 +387,8 @@ View2D<T> inputs_Y(const py::array& Y, const Net& net, index_t n) {
   const bool ok = (Y.ndim() == 2 && Y.shape(0) == n && Y.shape(1) == n_out) ||
                   (Y.ndim() == 1 && n_out == 1 && Y.shape(0) == n);
   if (!ok)
-    throw py::value_error("Y must have shape (" + std::to_string(n) + ", " +
-                          std::to_string(n_out) + ") (X's rows, layer_units[-1]), got " +
-                          shape_str(Y));
+    throw py::value_error("Y must have shape (" + std::to_string(n) + ", " + std::to_string(n_out) +
+                          ") (X's rows, layer_units[-1]), got " + shape_str(Y));
   return view_2d<T>(Y, n, n_out);
 }
 
@@ -466,12 +463,13 @@ Batch<T> batch_inputs(const Net& net, const py::array& X, const py::array& Y,
 
 template <typename T>
 void require_finite(const Batch<T>& b) {
-  require_finite<T>({{"X", &b.X.s}, {"Y", &b.Y.s}, {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
+  require_finite<T>(
+      {{"X", &b.X.s}, {"Y", &b.Y.s}, {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
 }
 
 template <typename T>
-py::array forward_typed(const Net& net, const py::object& params_obj,
-                        const py::object& activation, const py::array& X_arr) {
+py::array forward_typed(const Net& net, const py::object& params_obj, const py::object& activation,
+                        const py::array& X_arr) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
   View2D<T> X = inputs_X<T>(X_arr, net, true);
@@ -509,8 +507,10 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
     double w_sum = 0.0;
     for (index_t i = 0; i < b.W.s.rows; ++i) w_sum += double(b.W.s.data[i * b.W.s.rs]);
     if (!(w_sum > 0.0))
-      throw py::value_error("sample_weight must have a positive sum (the loss is a weighted "
-                            "mean), got " + std::to_string(w_sum));
+      throw py::value_error(
+          "sample_weight must have a positive sum (the loss is a weighted "
+          "mean), got " +
+          std::to_string(w_sum));
   }
 
   auto grad = py::array_t<T>(net.n_params);
@@ -526,8 +526,8 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
 
 py::tuple core_loss_grad(const py::object& params, const py::object& layer_units,
                          const py::object& activation, const py::object& out_activation,
-                         const py::object& X, const py::object& Y,
-                         const py::object& sample_weight, double alpha) {
+                         const py::object& X, const py::object& Y, const py::object& sample_weight,
+                         double alpha) {
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
   return with_float_dtype(p, "params", [&](auto t) {
@@ -564,16 +564,16 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
     return std::make_pair(index_t(Opt::kStateBuffers), Opt::kStateDoc);
   });
   const std::string solver_name = kSolverNames[int(opts.solver)];
-  py::array state = flat_buffer<T>(
-      state_obj, "opt_state", buffers * net.n_params,
-      "solver '" + solver_name + "' (" + state_doc + ") for " + why, true);
+  py::array state =
+      flat_buffer<T>(state_obj, "opt_state", buffers * net.n_params,
+                     "solver '" + solver_name + "' (" + state_doc + ") for " + why, true);
   const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
   py::array_t<std::int64_t> order = order_array(order_obj);
   if (batch_size < 1)
     throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
 
-  std::vector<std::pair<const char*, py::array>> read = {{"X", X_arr}, {"Y", Y_arr},
-                                                         {"order", order}};
+  std::vector<std::pair<const char*, py::array>> read = {
+      {"X", X_arr}, {"Y", Y_arr}, {"order", order}};
   if (b.has_sw()) read.push_back({"sample_weight", b.sw});
   check_disjoint({{"params", params}, {"opt_state", state}}, read);
 
@@ -583,8 +583,8 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   for (index_t i = 0; i < n_order && bad_index < 0; ++i)
     if (idx[i] < 0 || idx[i] >= n) bad_index = i;
   if (bad_index >= 0)
-    throw py::value_error("order[" + std::to_string(bad_index) + "] = " +
-                          std::to_string(idx[bad_index]) + " is out of range for X with " +
+    throw py::value_error("order[" + std::to_string(bad_index) +
+                          "] = " + std::to_string(idx[bad_index]) + " is out of range for X with " +
                           std::to_string(n) + " rows");
   require_finite(b);
   if (b.has_sw()) {
@@ -594,9 +594,9 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
       double s = 0.0;
       for (index_t i = start; i < end; ++i) s += double(b.W.s.data[idx[i] * b.W.s.rs]);
       if (!(s > 0.0))
-        throw py::value_error("the sample weights of batch " +
-                              std::to_string(start / batch_size) + " sum to " +
-                              std::to_string(s) + "; every batch needs a positive total weight");
+        throw py::value_error("the sample weights of batch " + std::to_string(start / batch_size) +
+                              " sum to " + std::to_string(s) +
+                              "; every batch needs a positive total weight");
     }
   }
 
@@ -604,8 +604,8 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   {
     py::gil_scoped_release release;
     loss = mlpfast::train_epoch<T>(net.spec, static_cast<T*>(params.mutable_data()),
-                                   static_cast<T*>(state.mutable_data()), b.X.s, b.Y.s,
-                                   b.sw_data(), b.sw_stride(), idx, n_order, batch_size, opts);
+                                   static_cast<T*>(state.mutable_data()), b.X.s, b.Y.s, b.sw_data(),
+                                   b.sw_stride(), idx, n_order, batch_size, opts);
   }
   return py::make_tuple(loss, opts.t);
 }
@@ -621,8 +621,9 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
   const Net net = parse_net(layer_units, activation, out_activation);
   const auto solver_id = enum_from_name<mlpfast::Solver>(py::str(solver), kSolverNames, "solver");
   const std::pair<const char*, double> hyper[] = {
-      {"alpha", alpha},   {"learning_rate", learning_rate}, {"momentum", momentum},
-      {"beta_1", beta_1}, {"beta_2", beta_2},               {"epsilon", epsilon}};
+      {"alpha", alpha},       {"learning_rate", learning_rate},
+      {"momentum", momentum}, {"beta_1", beta_1},
+      {"beta_2", beta_2},     {"epsilon", epsilon}};
   for (const auto& h : hyper)
     if (!std::isfinite(h.second))
       throw py::value_error(std::string(h.first) + " must be finite, got " +
@@ -662,8 +663,9 @@ PYBIND11_MODULE(_core, m) {
     m.attr("ISA_LEVELS") = t;  // compiled into this build, worst to best
   }
 
-  m.def("isa", [] { return std::string(mlpfast::active_isa()); },
-        "Name of the instruction-set level the kernels run at.");
+  m.def(
+      "isa", [] { return std::string(mlpfast::active_isa()); },
+      "Name of the instruction-set level the kernels run at.");
   m.def("available_isas", &available_isas,
         "Instruction-set levels this build has and this CPU supports, worst to best.");
   m.def("set_isa", &set_isa, py::arg("name"),
@@ -671,16 +673,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_threads", &mlpfast::max_threads, "Threads the kernels may use right now.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
-        py::arg("activation") = py::none(), py::arg("out") = py::none(),
-        py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+        py::arg("activation") = py::none(), py::arg("out") = py::none(), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0,
         R"doc(op(a) @ op(b) * alpha + beta * out (+ bias, then activation).
 
 op(x) is x.T when trans_x is set. a and b are float32 or float64 of the same dtype; the result
 has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).)doc");
 
   // training core
-  m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"),
-        py::arg("activation"), py::arg("out_activation"), py::arg("X"),
+  m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"), py::arg("activation"),
+        py::arg("out_activation"), py::arg("X"),
         "The network's output for the rows of X (mlpfast.reference.forward).");
   m.def("loss_grad", &core_loss_grad, py::arg("params"), py::arg("layer_units"),
         py::arg("activation"), py::arg("out_activation"), py::arg("X"), py::arg("Y"),

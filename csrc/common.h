@@ -17,11 +17,21 @@ using index_t = std::int64_t;
 
 }  // namespace mlpfast
 
-// X callbacks for the lists: the enumerator, its name, a count, the visit case. The case needs
-// `E` (the enum) and `NS` (the namespace of the types) in scope.
+// X callbacks for the lists: the enumerator, its name, a count.
 #define MLPFAST_ENUMERATOR(name) name,
 #define MLPFAST_NAME(name) #name,
 #define MLPFAST_COUNT(name) +1
+
+// visit(value, f) = f(Namespace::name{}) for the list entry `value` of Enum: the one switch over
+// the enum (internal linkage: use it inside an anonymous namespace).
 #define MLPFAST_VISIT_CASE(name) \
   case E::name:                  \
     return f(NS::name{});
+#define MLPFAST_DEFINE_VISIT(Enum, LIST, Namespace) \
+  template <typename F>                             \
+  inline decltype(auto) visit(Enum value, F&& f) {  \
+    using E = Enum;                                 \
+    namespace NS = Namespace;                       \
+    switch (value) { LIST(MLPFAST_VISIT_CASE) }     \
+    __builtin_unreachable();                        \
+  }

@@ -27,27 +27,52 @@ typedef float vf __attribute__((vector_size(MLPFAST_VEC_BYTES)));
 typedef float vfu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(4)));
 typedef double vd __attribute__((vector_size(MLPFAST_VEC_BYTES)));
 typedef double vdu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(8)));
-template <typename T> struct Vec;
-template <> struct Vec<float> { typedef vf V; typedef vfu VU; };
-template <> struct Vec<double> { typedef vd V; typedef vdu VU; };
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef vf V;
+  typedef vfu VU;
+};
+template <>
+struct Vec<double> {
+  typedef vd V;
+  typedef vdu VU;
+};
 #define MLPFAST_UNROLL _Pragma("GCC unroll 64")
 #else
-template <typename T> struct Vec { typedef T V; typedef T VU; };
+template <typename T>
+struct Vec {
+  typedef T V;
+  typedef T VU;
+};
 #define MLPFAST_UNROLL
 #endif
 
-template <typename T> using V = typename Vec<T>::V;
-template <typename T> constexpr int lanes() { return int(sizeof(V<T>) / sizeof(T)); }
+template <typename T>
+using V = typename Vec<T>::V;
+template <typename T>
+constexpr int lanes() {
+  return int(sizeof(V<T>) / sizeof(T));
+}
 
-template <typename T> inline V<T> load(const T* p) { return *reinterpret_cast<const V<T>*>(p); }
-template <typename T> inline V<T> loadu(const T* p) {
+template <typename T>
+inline V<T> load(const T* p) {
+  return *reinterpret_cast<const V<T>*>(p);
+}
+template <typename T>
+inline V<T> loadu(const T* p) {
   return *reinterpret_cast<const typename Vec<T>::VU*>(p);
 }
-template <typename T> inline void storeu(T* p, V<T> x) {
+template <typename T>
+inline void storeu(T* p, V<T> x) {
   *reinterpret_cast<typename Vec<T>::VU*>(p) = x;
 }
 // x - 0 is x for every x (also -0), so this folds to a plain broadcast; 0 + x would not.
-template <typename T> inline V<T> splat(T x) { return x - V<T>{}; }
+template <typename T>
+inline V<T> splat(T x) {
+  return x - V<T>{};
+}
 
 // ---------------------------------------------------------------------------------------------
 // The activation epilogue, from activations.h's list. Activations with a vector form (kVector:
@@ -65,8 +90,8 @@ inline bool act_in_registers(Activation act) {
 
 template <typename T, typename VT>
 inline VT act_vec(Activation act, VT x) {
-#define MLPFAST_ACT_VEC(name)                                              \
-  if constexpr (activations::name::kVector)                                \
+#define MLPFAST_ACT_VEC(name)               \
+  if constexpr (activations::name::kVector) \
     if (act == Activation::name) return activations::name::forward<T>(x);
   MLPFAST_ACTIVATIONS(MLPFAST_ACT_VEC)
 #undef MLPFAST_ACT_VEC

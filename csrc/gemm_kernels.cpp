@@ -56,45 +56,53 @@ namespace {
 // KC the depth of a packed block, MC x KC the packed A block (L2), KC x NC the packed B panel
 // (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped), one thread,
 // CPU time: 8x48 beat 6x64 and 12x32 (float); 8x24 tied 6x32 and beat 12x16 (double); MC 96,
-// 192 and 384 were within noise on one thread, 192 won on two (a 128-row task is one block). The K blocking changes rounding, so KC is per dtype and ISA
-// but never depends on threads.
+// 192 and 384 were within noise on one thread, 192 won on two (a 128-row task is one block). The K
+// blocking changes rounding, so KC is per dtype and ISA but never depends on threads.
 
-template <typename T> struct Blocks;
+template <typename T>
+struct Blocks;
 #if MLPFAST_VEC_BYTES == 64
-template <> struct Blocks<float> {
+template <>
+struct Blocks<float> {
   static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 1536;
 };
-template <> struct Blocks<double> {
+template <>
+struct Blocks<double> {
   static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 768;
 };
 #elif MLPFAST_VEC_BYTES == 32
-template <> struct Blocks<float> {
+template <>
+struct Blocks<float> {
   static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 1536;
 };
-template <> struct Blocks<double> {
+template <>
+struct Blocks<double> {
   static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 768;
 };
 #else
-template <> struct Blocks<float> {
+template <>
+struct Blocks<float> {
   static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 1536;
 };
-template <> struct Blocks<double> {
+template <>
+struct Blocks<double> {
   static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 768;
 };
 #endif
 
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
-constexpr index_t kSmallM = 4;             // m <= 4 (batch size 1..4): unpacked row kernel
-constexpr index_t kSmallK = 4;             // k <= 4 (outer products, dW at batch 1): same
-constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // ~20 us of work: below, a barrier costs more
+constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
+constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
+// ~20 us of work per thread: below, a barrier costs more than the thread saves.
+constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
 struct Epilogue {
-  T beta;           // applies to the first K block only; later blocks accumulate (beta = 1)
-  bool first;       // first K block: C is scaled by beta (or not read when beta == 0)
-  bool last;        // last K block: add bias, apply act
-  const T* bias;    // at this tile's first column, or null
+  T beta;         // applies to the first K block only; later blocks accumulate (beta = 1)
+  bool first;     // first K block: C is scaled by beta (or not read when beta == 0)
+  bool last;      // last K block: add bias, apply act
+  const T* bias;  // at this tile's first column, or null
   Activation act;
 };
 
@@ -134,7 +142,10 @@ inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd
   _mm256_storeu_pd(d + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
   _mm256_storeu_pd(d + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
-template <typename T> constexpr int transpose_width() { return 32 / int(sizeof(T)); }
+template <typename T>
+constexpr int transpose_width() {
+  return 32 / int(sizeof(T));
+}
 #elif defined(__SSE2__)
 inline void transpose_block(const float* s, index_t lds, float* d, index_t ldd) {
   __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + lds);
@@ -150,11 +161,21 @@ inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd
   _mm_storeu_pd(d, _mm_unpacklo_pd(r0, r1));
   _mm_storeu_pd(d + ldd, _mm_unpackhi_pd(r0, r1));
 }
-template <typename T> constexpr int transpose_width() { return 16 / int(sizeof(T)); }
+template <typename T>
+constexpr int transpose_width() {
+  return 16 / int(sizeof(T));
+}
 #else
 template <typename T>
-void transpose_block(const T* s, index_t lds, T* d, index_t ldd) { d[0] = s[0]; (void)lds; (void)ldd; }
-template <typename T> constexpr int transpose_width() { return 1; }
+void transpose_block(const T* s, index_t lds, T* d, index_t ldd) {
+  d[0] = s[0];
+  (void)lds;
+  (void)ldd;
+}
+template <typename T>
+constexpr int transpose_width() {
+  return 1;
+}
 #endif
 
 template <typename T>
@@ -163,7 +184,8 @@ void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int
   const int rb = rows / TW * TW;
   const index_t pb = kc / TW * TW;
   for (int r = 0; r < rb; r += TW) {
-    for (index_t p = 0; p < pb; p += TW) transpose_block(src + r * lds + p, lds, dst + p * ldd + r, ldd);
+    for (index_t p = 0; p < pb; p += TW)
+      transpose_block(src + r * lds + p, lds, dst + p * ldd + r, ldd);
     for (index_t p = pb; p < kc; ++p)
       for (int q = r; q < r + TW; ++q) dst[p * ldd + q] = src[q * lds + p];
   }
@@ -175,8 +197,7 @@ void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int
 // rows past mc zero. TN copies MR contiguous values per p; NN transposes MR rows. alpha is
 // applied here, once per element of A, which keeps the epilogue a single multiply-add.
 template <typename T>
-void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, index_t lda,
-                    T* ap) {
+void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, index_t lda, T* ap) {
   constexpr int MR = Blocks<T>::MR;
   if (alpha != T(1)) {
     T* const ap0 = ap;
@@ -247,7 +268,8 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
   // C is touched only after the kc loop: start fetching its lines now (rows of a large C are
   // pages apart and would otherwise miss one after another in the epilogue).
   for (int i = 0; i < MR; ++i)
-    for (int off = 0; off < NV * L; off += 64 / int(sizeof(T))) __builtin_prefetch(c + i * ldc + off, 1);
+    for (int off = 0; off < NV * L; off += 64 / int(sizeof(T)))
+      __builtin_prefetch(c + i * ldc + off, 1);
   V<T> acc[MR][NV];
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {
@@ -309,14 +331,14 @@ void ukernel_edge(int mr, int nv, index_t kc, const T* ap, const T* b, index_t l
 // kernel computes an element depends on the shape only (threads split at tile boundaries).
 template <typename T>
 struct Panel {
-  const T* b;        // packed panel (ldb_p == NR) or B itself at (pc, jc)
-  index_t ldb_p;     // row stride of b; NR when packed
-  const T* b_tail;   // packed copy of the last, partial sliver when B is not packed (else null)
+  const T* b;       // packed panel (ldb_p == NR) or B itself at (pc, jc)
+  index_t ldb_p;    // row stride of b; NR when packed
+  const T* b_tail;  // packed copy of the last, partial sliver when B is not packed (else null)
 };
 
 template <typename T>
-void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel,
-                  T* c, index_t ldc, Epilogue<T> ep) {
+void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel, T* c,
+                  index_t ldc, Epilogue<T> ep) {
   constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV, L = lanes<T>(), NR = NV * L;
   const bool packed = bpanel.ldb_p == NR;
   const T* bias0 = ep.bias;
@@ -348,7 +370,8 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
       } else {
         const bool read_c = !ep.first || ep.beta != T(0);
         for (int i = 0; i < mr; ++i)
-          for (int j = 0; j < nv * L; ++j) tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
+          for (int j = 0; j < nv * L; ++j)
+            tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
         ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, tile, NR, ept);
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
@@ -438,7 +461,8 @@ void run_task(const Job<T>& job, index_t t) {
   const index_t i1 = i0 + job.task_rows < job.m ? i0 + job.task_rows : job.m;
   const index_t nc = j0 + job.task_cols < job.n ? job.task_cols : job.n - j0;
   const index_t nc_pad = (nc + NR - 1) / NR * NR;
-  T* bp = static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
+  T* bp =
+      static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
   if (!bp) {  // out of memory (for a few MiB): slower, still correct
     const index_t mm = i1 - i0;
     return gemm_unpacked(job.trans_a, job.trans_b, mm, nc, job.k, job.alpha,
@@ -454,8 +478,8 @@ void run_task(const Job<T>& job, index_t t) {
     const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
     Panel<T> panel;
     if (job.pack_b) {
-      pack_b_kc_x_nc(job.trans_b, kc, nc, job.trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0,
-                     ldb, bp);
+      pack_b_kc_x_nc(job.trans_b, kc, nc, job.trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0, ldb,
+                     bp);
       panel = {bp, NR, nullptr};
     } else {
       panel = {b + pc * ldb + j0, ldb, nullptr};
@@ -482,8 +506,8 @@ void run_task(const Job<T>& job, index_t t) {
 // place: rows are split first (MR multiples), and a task reads its rows of the packed A and all
 // of B, as in Goto's order. B packed: columns are split first (vector multiples, NC at most),
 // so no two tasks pack the same B columns unless there are too few of them.
-inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size, index_t max_size,
-                 index_t& size, index_t& count) {
+inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size,
+                        index_t max_size, index_t& size, index_t& count) {
   size = ((extent + parts - 1) / parts + unit - 1) / unit * unit;
   if (size < min_size) size = min_size;
   if (size > max_size) size = max_size;
@@ -562,8 +586,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc, bias, act);
   if (m <= kSmallM || k <= kSmallK)
-    return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias,
-                         act);
+    return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
   int nt = 1;

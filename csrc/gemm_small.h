@@ -19,8 +19,8 @@ namespace {
 // same whichever vector has it.
 template <typename T, typename VT, int R>
 void row_chunk(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
-               index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc,
-               const T* bias, Activation act) {
+               index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc, const T* bias,
+               Activation act) {
   typedef VT VU __attribute__((aligned(sizeof(T))));
   auto ld = [](const T* p) { return VT(*reinterpret_cast<const VU*>(p)); };
   for (index_t i = 0; i < m; ++i) {
@@ -48,14 +48,13 @@ void row_chunk(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, con
 }
 
 template <typename T, typename VT, int R>
-void row_chunk_r(int r, index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k,
-                 const T* b, index_t ldb, const index_t* cols, T alpha, T beta, T* c,
-                 index_t ldc, const T* bias, Activation act) {
+void row_chunk_r(int r, index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
+                 index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc,
+                 const T* bias, Activation act) {
   if (r == R)
     return row_chunk<T, VT, R>(m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias, act);
   if constexpr (R > 1)
-    row_chunk_r<T, VT, R - 1>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
-                              act);
+    row_chunk_r<T, VT, R - 1>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias, act);
 }
 
 // The columns in chunks of up to 8 vectors of VT (n >= lanes of VT): a 100-wide float row is one
@@ -72,16 +71,14 @@ void row_vectors(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, c
     if (nvec > nfull && nvec - v0 - r == 1) r -= 1;  // else the tail would be left alone
     index_t cols[RMAX];
     for (int v = 0; v < r; ++v) cols[v] = v0 + v < nfull ? (v0 + v) * L : n - L;
-    row_chunk_r<T, VT, RMAX>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
-                             act);
+    row_chunk_r<T, VT, RMAX>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias, act);
     v0 += r;
   }
 }
 
 template <typename T>
 void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
-               Activation act) {
+               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias, Activation act) {
 #if defined(__GNUC__)
   typedef T V16 __attribute__((vector_size(16)));  // narrow outputs (10 classes) stay vectorized
 #else
@@ -116,8 +113,7 @@ void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* 
 // rows are contiguous (NT), lanes summed in a fixed order.
 template <typename T>
 void gemm_dots(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
-               Activation act) {
+               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias, Activation act) {
   constexpr int L = lanes<T>();
   const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
   for (index_t i = 0; i < m; ++i) {
@@ -147,13 +143,12 @@ void gemm_dots(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* 
 }
 
 template <typename T>
-void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                   const T* bias, Activation act) {
+void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                   index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+                   Activation act) {
   if (trans_b) return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
 }
-
 
 }  // namespace
 }  // namespace MLPFAST_ISA_NS

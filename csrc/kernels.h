@@ -47,9 +47,9 @@ struct KernelSet {
   // C = act(alpha * op(A) op(B) + beta * C + bias). Row-major; op(A) is m x k, op(B) is k x n.
   // beta == 0 means C is write-only (never read, may hold garbage). bias may be null (length n).
   // act must not be prelu. Threads split M and N only: bitwise identical for any thread count.
-  void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-               const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-               const T* bias, Activation act) = nullptr;
+  void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+               Activation act) = nullptr;
 
   // ---- element-wise kernels (vector_kernels.cpp; the formulas live in activations.h,
   // losses.h, optimizers.h). Row-major m x n blocks with leading dimensions; reductions run
@@ -73,8 +73,8 @@ struct KernelSet {
   // The output layer fused with its loss: dz = (out(z) - y) * sw (sw may be null: weight 1) and
   // returns sum_i sw_i * loss_i, loss_i the per-sample loss of losses.h (probabilities clipped to
   // [eps, 1 - eps] in the loss value as scikit-learn does). row_loss: m doubles of scratch.
-  double (*output_loss_grad)(Output out, index_t m, index_t n, const T* z, index_t ldz,
-                             const T* y, index_t ldy, const T* sw, T* dz, index_t lddz,
+  double (*output_loss_grad)(Output out, index_t m, index_t n, const T* z, index_t ldz, const T* y,
+                             index_t ldy, const T* sw, T* dz, index_t lddz,
                              double* row_loss) = nullptr;
   // The solvers' steps, one entry per solver of optimizers.h (solver[int(Solver::name)]).
   OptimizerKernels<T> solver[kNumSolvers];
@@ -106,9 +106,16 @@ struct KernelTable {
 
 // Implemented in dispatch.cpp.
 const KernelTable& active_kernels();
-template <typename T> inline const KernelSet<T>& kernels();
-template <> inline const KernelSet<float>& kernels<float>() { return active_kernels().f32; }
-template <> inline const KernelSet<double>& kernels<double>() { return active_kernels().f64; }
+template <typename T>
+inline const KernelSet<T>& kernels();
+template <>
+inline const KernelSet<float>& kernels<float>() {
+  return active_kernels().f32;
+}
+template <>
+inline const KernelSet<double>& kernels<double>() {
+  return active_kernels().f64;
+}
 
 const char* active_isa();
 // Names of the levels this build has and this CPU can run, best last.

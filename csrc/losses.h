@@ -161,14 +161,8 @@ struct exp {  // Poisson deviance / 2
 
 }  // namespace outputs
 
-// f(outputs::<name>{}) for the output `o`.
-template <typename F>
-inline decltype(auto) visit(Output o, F&& f) {
-  using E = Output;
-  namespace NS = outputs;
-  switch (o) { MLPFAST_OUTPUTS(MLPFAST_VISIT_CASE) }
-  __builtin_unreachable();
-}
+// visit(o, f): f(outputs::<name>{}) for the output `o`.
+MLPFAST_DEFINE_VISIT(Output, MLPFAST_OUTPUTS, outputs)
 
 }  // namespace
 }  // namespace mlpfast

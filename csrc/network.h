@@ -36,7 +36,6 @@ struct Strided {
   index_t rows, cols, rs, cs;
 };
 
-
 // out (X.rows x units[L], row-major) = the network's output for the rows of X. Works in chunks
 // of rows, so the workspace stays bounded whatever X.rows is.
 template <typename T>

@@ -148,8 +148,8 @@ struct adam {
 
  private:
   template <typename T, bool kL2>
-  static double range(index_t lo, index_t hi, T* p, const T* g, T* __restrict m,
-                      T* __restrict v, const Coeffs<T>& c) {
+  static double range(index_t lo, index_t hi, T* p, const T* g, T* __restrict m, T* __restrict v,
+                      const Coeffs<T>& c) {
     const T lr_t = c.lr_t, b1 = c.beta_1, omb1 = c.one_minus_beta_1, b2 = c.beta_2,
             omb2 = c.one_minus_beta_2, eps = c.epsilon;
     return fused_range<T, kL2>(lo, hi, p, g, c.l2, [=](index_t i, T pi, T gi) {
@@ -164,14 +164,8 @@ struct adam {
 
 }  // namespace solvers
 
-// f(solvers::<name>{}) for the solver `s`.
-template <typename F>
-inline decltype(auto) visit(Solver s, F&& f) {
-  using E = Solver;
-  namespace NS = solvers;
-  switch (s) { MLPFAST_SOLVERS(MLPFAST_VISIT_CASE) }
-  __builtin_unreachable();
-}
+// visit(s, f): f(solvers::<name>{}) for the solver `s`.
+MLPFAST_DEFINE_VISIT(Solver, MLPFAST_SOLVERS, solvers)
 
 }  // namespace
 }  // namespace mlpfast

@@ -269,16 +269,16 @@ double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, inde
 }
 
 template <typename T, typename Opt>
-double outer_step(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
-                  const T* dz, index_t lddz, T m_eff, T* W, T* state, index_t ld_state,
-                  const void* step, double l2, bool want_sum_sq, double* partials) {
+double outer_step(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda, const T* dz,
+                  index_t lddz, T m_eff, T* W, T* state, index_t ld_state, const void* step,
+                  double l2, bool want_sum_sq, double* partials) {
   const typename Opt::template Coeffs<T> c(*static_cast<const typename Opt::Step*>(step), l2);
   const bool with_l2 = l2 != 0.0 || want_sum_sq;
-  const double s = outer_blocks(
-      fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials,
-      [&](index_t off, index_t len, const T* g) -> double {
-        return update<T, Opt>(with_l2, 0, len, W + off, g, state + off, ld_state, c);
-      });
+  const double s =
+      outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials,
+                   [&](index_t off, index_t len, const T* g) -> double {
+                     return update<T, Opt>(with_l2, 0, len, W + off, g, state + off, ld_state, c);
+                   });
   return want_sum_sq ? s : 0.0;
 }
 
