@@ -60,35 +60,16 @@ namespace {
 // blocking changes rounding, so KC is per dtype and ISA but never depends on threads.
 
 template <typename T>
-struct Blocks;
+struct Blocks {
 #if MLPFAST_VEC_BYTES == 64
-template <>
-struct Blocks<float> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 1536;
-};
-template <>
-struct Blocks<double> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 768;
-};
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192;
 #elif MLPFAST_VEC_BYTES == 32
-template <>
-struct Blocks<float> {
-  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 1536;
-};
-template <>
-struct Blocks<double> {
-  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 768;
-};
+  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96;
 #else
-template <>
-struct Blocks<float> {
-  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 1536;
-};
-template <>
-struct Blocks<double> {
-  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 768;
-};
+  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96;
 #endif
+  static constexpr int NC = sizeof(T) == 4 ? 1536 : 768;  // the same bytes for both dtypes
+};
 
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
