@@ -48,25 +48,6 @@ struct TrainOptions {
 
 namespace {
 
-// p[lo, hi) with g = grad (+ l2 p when kL2, summing p^2 before the update): p[i] =
-// update(i, p[i], g) for each i, in one vector loop. Returns the sum (0 unless kL2).
-template <typename T, bool kL2, typename Update>
-inline double fused_range(index_t lo, index_t hi, T* __restrict p, const T* __restrict g, T l2,
-                          const Update& update) {
-  double sum_sq = 0.0;
-#pragma omp simd reduction(+ : sum_sq)
-  for (index_t i = lo; i < hi; ++i) {
-    const T pi = p[i];
-    T gi = g[i];
-    if (kL2) {
-      gi += l2 * pi;
-      sum_sq += double(pi) * double(pi);
-    }
-    p[i] = update(i, pi, gi);
-  }
-  return sum_sq;
-}
-
 // The Optimizer seam. A solver is a type in namespace `solvers` with
 //   kStateBuffers, kStateDoc  its state: kStateBuffers buffers of n_params each, one after the
 //                             other (the bindings check opt_state's length and name them)
@@ -104,14 +85,20 @@ struct sgd {
 
  private:
   template <typename T, bool kNesterov, bool kL2>
-  static double range(index_t lo, index_t hi, T* p, const T* g, T* __restrict vel,
-                      const Coeffs<T>& c) {
-    const T lr = c.lr, mom = c.momentum;
-    return fused_range<T, kL2>(lo, hi, p, g, c.l2, [=](index_t i, T pi, T gi) {
+  static double range(index_t lo, index_t hi, T* __restrict p, const T* __restrict g,
+                      T* __restrict vel, const Coeffs<T>& c) {
+    double sum_sq = 0.0;
+    const T lr = c.lr, mom = c.momentum, l2 = c.l2;
+#pragma omp simd reduction(+ : sum_sq)
+    for (index_t i = lo; i < hi; ++i) {
+      const T pi = p[i];
+      const T gi = kL2 ? g[i] + l2 * pi : g[i];  // the L2 term; sum p^2 before the update
+      if (kL2) sum_sq += double(pi) * double(pi);
       const T vi = mom * vel[i] - lr * gi;
       vel[i] = vi;
-      return kNesterov ? pi + (mom * vi - lr * gi) : pi + vi;
-    });
+      p[i] = kNesterov ? pi + (mom * vi - lr * gi) : pi + vi;
+    }
+    return sum_sq;
   }
 };
 
@@ -148,17 +135,23 @@ struct adam {
 
  private:
   template <typename T, bool kL2>
-  static double range(index_t lo, index_t hi, T* p, const T* g, T* __restrict m, T* __restrict v,
-                      const Coeffs<T>& c) {
+  static double range(index_t lo, index_t hi, T* __restrict p, const T* __restrict g,
+                      T* __restrict m, T* __restrict v, const Coeffs<T>& c) {
+    double sum_sq = 0.0;
     const T lr_t = c.lr_t, b1 = c.beta_1, omb1 = c.one_minus_beta_1, b2 = c.beta_2,
-            omb2 = c.one_minus_beta_2, eps = c.epsilon;
-    return fused_range<T, kL2>(lo, hi, p, g, c.l2, [=](index_t i, T pi, T gi) {
+            omb2 = c.one_minus_beta_2, eps = c.epsilon, l2 = c.l2;
+#pragma omp simd reduction(+ : sum_sq)
+    for (index_t i = lo; i < hi; ++i) {
+      const T pi = p[i];
+      const T gi = kL2 ? g[i] + l2 * pi : g[i];  // as in sgd
+      if (kL2) sum_sq += double(pi) * double(pi);
       const T mi = b1 * m[i] + omb1 * gi;
       const T vi = b2 * v[i] + omb2 * (gi * gi);
       m[i] = mi;
       v[i] = vi;
-      return pi - lr_t * mi / (std::sqrt(vi) + eps);
-    });
+      p[i] = pi - lr_t * mi / (std::sqrt(vi) + eps);
+    }
+    return sum_sq;
   }
 };
 
