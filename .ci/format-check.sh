@@ -5,7 +5,8 @@
 set -euo pipefail
 VERSION=23.1.3
 cd "$(dirname "$0")/.."
-if ! clang-format --version 2>/dev/null | grep -q "version $VERSION"; then
+installed=$(clang-format --version 2>/dev/null || true)
+if [[ "$installed" != *"version $VERSION"* ]]; then
   python -m pip install -q "clang-format==$VERSION"
 fi
 clang-format --version
