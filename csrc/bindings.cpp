@@ -467,6 +467,27 @@ void require_finite(const Batch<T>& b) {
       {{"X", &b.X.s}, {"Y", &b.Y.s}, {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
 }
 
+// With sample weights: the first batch (rows order[k * batch_size ...], or rows k * batch_size
+// ... in order when order is null) whose weights do not have a positive sum, which divides the
+// batch's loss and gradient, and that sum in `sum`; -1 when there is none (or no weights).
+template <typename T>
+index_t first_light_batch(const Batch<T>& b, const std::int64_t* order, index_t n,
+                          index_t batch_size, double& sum) {
+  if (!b.has_sw()) return -1;
+  py::gil_scoped_release release;
+  const Strided<T>& w = b.W.s;
+  for (index_t start = 0; start < n; start += batch_size) {
+    const index_t end = start + batch_size < n ? start + batch_size : n;
+    double s = 0.0;
+    for (index_t i = start; i < end; ++i) s += double(w.data[(order ? order[i] : i) * w.rs]);
+    if (!(s > 0.0)) {
+      sum = s;
+      return start / batch_size;
+    }
+  }
+  return -1;
+}
+
 template <typename T>
 py::array forward_typed(const Net& net, const py::object& params_obj, const py::object& activation,
                         const py::array& X_arr) {
@@ -503,15 +524,12 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
   const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
   if (!std::isfinite(alpha)) throw py::value_error("alpha must be finite");
   require_finite(b);
-  if (b.has_sw()) {
-    double w_sum = 0.0;
-    for (index_t i = 0; i < b.W.s.rows; ++i) w_sum += double(b.W.s.data[i * b.W.s.rs]);
-    if (!(w_sum > 0.0))
-      throw py::value_error(
-          "sample_weight must have a positive sum (the loss is a weighted "
-          "mean), got " +
-          std::to_string(w_sum));
-  }
+  double w_sum = 0.0;
+  if (first_light_batch<T>(b, nullptr, b.X.s.rows, b.X.s.rows, w_sum) >= 0)
+    throw py::value_error(
+        "sample_weight must have a positive sum (the loss is a weighted mean), "
+        "got " +
+        std::to_string(w_sum));
 
   auto grad = py::array_t<T>(net.n_params);
   T* g = grad.mutable_data();
@@ -580,25 +598,21 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   const index_t n = b.X.s.rows, n_order = order.shape(0);
   const std::int64_t* idx = order.data();
   index_t bad_index = -1;
-  for (index_t i = 0; i < n_order && bad_index < 0; ++i)
-    if (idx[i] < 0 || idx[i] >= n) bad_index = i;
+  {
+    py::gil_scoped_release release;
+    for (index_t i = 0; i < n_order && bad_index < 0; ++i)
+      if (idx[i] < 0 || idx[i] >= n) bad_index = i;
+  }
   if (bad_index >= 0)
     throw py::value_error("order[" + std::to_string(bad_index) +
                           "] = " + std::to_string(idx[bad_index]) + " is out of range for X with " +
                           std::to_string(n) + " rows");
   require_finite(b);
-  if (b.has_sw()) {
-    // Each batch's weights must have a positive sum: it divides the batch's loss and gradient.
-    for (index_t start = 0; start < n_order; start += batch_size) {
-      const index_t end = start + batch_size < n_order ? start + batch_size : n_order;
-      double s = 0.0;
-      for (index_t i = start; i < end; ++i) s += double(b.W.s.data[idx[i] * b.W.s.rs]);
-      if (!(s > 0.0))
-        throw py::value_error("the sample weights of batch " + std::to_string(start / batch_size) +
-                              " sum to " + std::to_string(s) +
-                              "; every batch needs a positive total weight");
-    }
-  }
+  double sum = 0.0;
+  const index_t bad = first_light_batch(b, idx, n_order, batch_size, sum);
+  if (bad >= 0)
+    throw py::value_error("the sample weights of batch " + std::to_string(bad) + " sum to " +
+                          std::to_string(sum) + "; every batch needs a positive total weight");
 
   double loss;
   {

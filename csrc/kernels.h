@@ -17,8 +17,8 @@
 
 namespace mlpfast {
 
-// One solver's steps (optimizers.h), instantiated for its type by vector_kernels.cpp. `step` is
-// the solver's Step (as its schedule() gave it), passed through untyped so that every solver's
+// One solver's steps (optimizers.h), instantiated for its type by vector_kernels.cpp. solver_step
+// is the solver's Step (as its schedule() gave it), passed through untyped so that every solver's
 // kernels have one signature; network.cpp and vector_kernels.cpp both index this table by the
 // same Solver value, so the type behind it always matches.
 //   The first n_l2 elements (the weights) get the L2 term: g + l2 * p. State buffer b is at
@@ -30,7 +30,7 @@ struct OptimizerKernels {
   // returns sum(p[:n_l2]^2) taken BEFORE the update (the batch's penalty, for free); partials
   // holds reduce_blocks(n) doubles of scratch.
   double (*step)(index_t n, index_t n_l2, T* p, const T* g, T* state, index_t ld_state,
-                 const void* step, double l2, double* partials) = nullptr;
+                 const void* solver_step, double l2, double* partials) = nullptr;
   // The same step for one layer's weights W (fan_in x fan_out, row-major) of a SMALL batch
   // (m rows, 1 to kOuterMaxRows), with the gradient formed on the fly,
   //   g = (A^T dZ) / m_eff + l2 W,   A: m x fan_in (lda), dZ: m x fan_out (lddz),
@@ -39,7 +39,8 @@ struct OptimizerKernels {
   // reduce_blocks(fan_in * fan_out) doubles of scratch.
   double (*step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
                        const T* dz, index_t lddz, T m_eff, T* W, T* state, index_t ld_state,
-                       const void* step, double l2, bool want_sum_sq, double* partials) = nullptr;
+                       const void* solver_step, double l2, bool want_sum_sq,
+                       double* partials) = nullptr;
 };
 
 template <typename T>
