@@ -1,6 +1,8 @@
 // bindings.cpp: the only file that sees Python. Converts arrays, checks shapes and dtypes
 // (raising ValueError / TypeError with what was wrong), and releases the GIL around the work.
-// Sections: ISA control, gemm, training core.
+// Sections: array checks and the dtype dispatch shared by every entry point; the names of the
+// core's concepts (from the lists of activations.h, losses.h, optimizers.h); gemm; ISA control;
+// the training core (forward, loss_grad, train_epoch and their shared batch checks); the module.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -41,10 +44,21 @@ DType float_dtype(const py::array& x, const char* what) {
                        std::string(py::str(x.dtype())));
 }
 
+// f(float{}) or f(double{}) by x's dtype (TypeError naming `what` for any other dtype): the one
+// place where the entry points pick their float32 or float64 instantiation.
+template <typename F>
+decltype(auto) with_float_dtype(const py::array& x, const char* what, F&& f) {
+  if (float_dtype(x, what) == DType::f32) return f(float{});
+  return f(double{});
+}
+
+std::string type_name(const py::handle& h) {
+  return std::string(py::str(py::type::handle_of(h).attr("__name__")));
+}
+
 py::array as_ndarray(const py::handle& obj, const char* what) {
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(what) + " must be a numpy.ndarray, got " +
-                         std::string(py::str(obj.get_type().attr("__name__"))));
+    throw py::type_error(std::string(what) + " must be a numpy.ndarray, got " + type_name(obj));
   return py::reinterpret_borrow<py::array>(obj);
 }
 
@@ -90,7 +104,10 @@ bool overlaps(const py::array& a, const py::array& b) {
     lo = hi = base;
     for (py::ssize_t i = 0; i < x.ndim(); ++i) {
       const py::ssize_t span = (x.shape(i) - 1) * x.strides(i);
-      if (span < 0) lo += span; else hi += span;
+      if (span < 0)
+        lo += span;
+      else
+        hi += span;
     }
     hi += x.itemsize();
   };
@@ -100,39 +117,47 @@ bool overlaps(const py::array& a, const py::array& b) {
   return alo < bhi && blo < ahi;
 }
 
-// Names users pass, as scikit-learn spells them, to the core's enums.
-const std::pair<const char*, Activation> kActivationNames[] = {
-    {"identity", Activation::identity}, {"logistic", Activation::logistic},
-    {"tanh", Activation::tanh},         {"relu", Activation::relu},
-    {"leaky_relu", Activation::leaky_relu}, {"softplus", Activation::softplus},
-    {"prelu", Activation::prelu},
-};
-const std::pair<const char*, mlpfast::Output> kOutputNames[] = {
-    {"identity", mlpfast::Output::identity}, {"logistic", mlpfast::Output::logistic},
-    {"softmax", mlpfast::Output::softmax},   {"exp", mlpfast::Output::exp},
-};
+// ---------------------------------------------------------------------------------------------
+// The names users pass (scikit-learn's spelling), from the concepts' lists; the enumerator of a
+// name is its position in the list.
 
-// Looks `name` up in `table`; `what` names the argument in errors. `skip` is left out (prelu
-// cannot be a GEMM epilogue: its slope is per unit).
+constexpr const char* kActivationNames[] = {MLPFAST_ACTIVATIONS(MLPFAST_NAME)};
+constexpr const char* kOutputNames[] = {MLPFAST_OUTPUTS(MLPFAST_NAME)};
+constexpr const char* kSolverNames[] = {MLPFAST_SOLVERS(MLPFAST_NAME)};
+
+// PReLU cannot be a GEMM epilogue: its slope is per unit.
+bool is_epilogue(size_t i) {
+  return mlpfast::visit(Activation(i), [](auto a) { return !decltype(a)::kPerUnitSlope; });
+}
+
+// Looks `name` up in `names`; `what` names the argument in errors. Entries for which `allowed`
+// is false are left out.
 template <typename E, size_t N>
-E enum_from_name(const py::object& name, const std::pair<const char*, E> (&table)[N],
-                 const char* what, const char* skip = nullptr) {
+E enum_from_name(const py::object& name, const char* const (&names)[N], const char* what,
+                 bool (*allowed)(size_t) = nullptr) {
   std::string choices;
-  for (const auto& entry : table)
-    if (!skip || std::string(entry.first) != skip)
-      choices += (choices.empty() ? "'" : ", '") + std::string(entry.first) + "'";
+  for (size_t i = 0; i < N; ++i)
+    if (!allowed || allowed(i))
+      choices += (choices.empty() ? "'" : ", '") + std::string(names[i]) + "'";
   if (!py::isinstance<py::str>(name))
     throw py::type_error(std::string(what) + " must be a string, one of " + choices + "; got " +
-                         std::string(py::str(py::type::handle_of(name).attr("__name__"))));
+                         type_name(name));
   const std::string s = name.cast<std::string>();
-  for (const auto& entry : table)
-    if (s == entry.first && (!skip || s != skip)) return entry.second;
+  for (size_t i = 0; i < N; ++i)
+    if (s == names[i] && (!allowed || allowed(i))) return E(i);
   throw py::value_error(std::string(what) + " must be one of " + choices + "; got '" + s + "'");
+}
+
+template <size_t N>
+py::tuple name_tuple(const char* const (&names)[N]) {
+  py::tuple t(N);
+  for (size_t i = 0; i < N; ++i) t[i] = py::str(names[i]);
+  return t;
 }
 
 Activation epilogue_from_name(const py::object& name) {
   if (name.is_none()) return Activation::identity;
-  return enum_from_name(name, kActivationNames, "activation", "prelu");
+  return enum_from_name<Activation>(name, kActivationNames, "activation", &is_epilogue);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,10 +202,9 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
       throw py::type_error("out dtype " + std::string(py::str(out.dtype())) +
                            " does not match a's dtype " + std::string(py::str(a.dtype())));
     if (out.ndim() != 2 || out.shape(0) != m || out.shape(1) != n)
-      throw py::value_error("out must have shape (" + std::to_string(m) + ", " +
-                            std::to_string(n) + "), got " + shape_str(out));
-    if (!(out.flags() & py::array::c_style))
-      throw py::value_error("out must be C-contiguous");
+      throw py::value_error("out must have shape (" + std::to_string(m) + ", " + std::to_string(n) +
+                            "), got " + shape_str(out));
+    if (!(out.flags() & py::array::c_style)) throw py::value_error("out must be C-contiguous");
     if (!out.writeable()) throw py::value_error("out is read-only");
     if (overlaps(out, a) || overlaps(out, b) ||
         (!bias_obj.is_none() && overlaps(out, py::reinterpret_borrow<py::array>(bias_obj))))
@@ -204,13 +228,15 @@ py::array gemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, b
   py::array a = as_ndarray(a_obj, "a"), b = as_ndarray(b_obj, "b");
   const DType ta = float_dtype(a, "a"), tb = float_dtype(b, "b");
   if (ta != tb)
-    throw py::type_error("a and b must have the same dtype, got " + std::string(py::str(a.dtype())) +
-                         " and " + std::string(py::str(b.dtype())));
+    throw py::type_error("a and b must have the same dtype, got " +
+                         std::string(py::str(a.dtype())) + " and " +
+                         std::string(py::str(b.dtype())));
   if (a.ndim() != 2) throw py::value_error("a must be 2-D, got shape " + shape_str(a));
   if (b.ndim() != 2) throw py::value_error("b must be 2-D, got shape " + shape_str(b));
   const Activation act = epilogue_from_name(activation);
-  if (ta == DType::f32) return gemm_typed<float>(a, b, trans_a, trans_b, bias, act, out, alpha, beta);
-  return gemm_typed<double>(a, b, trans_a, trans_b, bias, act, out, alpha, beta);
+  return with_float_dtype(a, "a", [&](auto t) {
+    return gemm_typed<decltype(t)>(a, b, trans_a, trans_b, bias, act, out, alpha, beta);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,11 +252,10 @@ void set_isa(const std::string& name) {
   if (!mlpfast::set_isa(name.c_str())) {
     std::string avail;
     for (const auto& s : available_isas()) avail += (avail.empty() ? "" : ", ") + s;
-    throw py::value_error("ISA level '" + name + "' is unknown or not supported by this CPU; "
-                          "available: " + avail);
+    throw py::value_error("ISA level '" + name +
+                          "' is unknown or not supported by this CPU; available: " + avail);
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // training core: forward, loss_grad, train_epoch (mlpfast.reference's functions of those names)
@@ -242,41 +267,33 @@ void set_isa(const std::string& name) {
 using mlpfast::Output;
 using mlpfast::Strided;
 
-std::string type_name(const py::handle& h) {
-  return std::string(py::str(py::type::handle_of(h).attr("__name__")));
-}
-
 struct Net {
   std::vector<index_t> units;
   mlpfast::NetSpec spec{};
   index_t n_params = 0;
 };
 
-
 Net parse_net(const py::object& layer_units, const py::object& activation,
               const py::object& out_activation) {
   Net net;
   if (py::isinstance<py::str>(layer_units) || py::isinstance<py::bytes>(layer_units) ||
       !PySequence_Check(layer_units.ptr()))
-    throw py::type_error("layer_units must be a sequence of ints, got " +
-                         type_name(layer_units));
+    throw py::type_error("layer_units must be a sequence of ints, got " + type_name(layer_units));
   constexpr index_t kMaxUnits = index_t(1) << 31;
   for (const py::handle item : layer_units) {
     if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
-      throw py::type_error("layer_units must contain ints, got " +
-                           type_name(item));
-    const long long v = py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr()))
-                            .cast<long long>();
+      throw py::type_error("layer_units must contain ints, got " + type_name(item));
+    const long long v =
+        py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr())).cast<long long>();
     if (v < 1 || v > kMaxUnits)
-      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " +
-                            std::to_string(v));
+      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " + std::to_string(v));
     net.units.push_back(index_t(v));
   }
   if (net.units.size() < 2)
     throw py::value_error("layer_units needs at least 2 entries (inputs and outputs), got " +
                           std::to_string(net.units.size()));
-  net.spec.act = enum_from_name(activation, kActivationNames, "activation");
-  net.spec.out = enum_from_name(out_activation, kOutputNames, "out_activation");
+  net.spec.act = enum_from_name<Activation>(activation, kActivationNames, "activation");
+  net.spec.out = enum_from_name<Output>(out_activation, kOutputNames, "out_activation");
   net.spec.units = net.units.data();
   net.spec.n_layers = int(net.units.size() - 1);
   // The buffer length, guarded against overflow of index_t.
@@ -328,13 +345,13 @@ py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
   if (x.ndim() != 1)
     throw py::value_error(std::string(what) + " must be 1-D, got shape " + shape_str(x));
   if (x.shape(0) != expected)
-    throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) +
-                          " entries; " + why + " need " + std::to_string(expected));
+    throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) + " entries; " +
+                          why + " need " + std::to_string(expected));
   const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
   if (writes) {
     if (!(x.flags() & py::array::c_style) || !aligned)
-      throw py::value_error(std::string(what) + " must be C-contiguous and aligned (it is "
-                            "updated in place)");
+      throw py::value_error(std::string(what) +
+                            " must be C-contiguous and aligned (it is updated in place)");
     if (!x.writeable()) throw py::value_error(std::string(what) + " is read-only");
     return x;
   }
@@ -345,8 +362,7 @@ py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
 
 std::string net_str(const Net& net, const py::object& activation) {
   std::string s = "layer_units [";
-  for (size_t i = 0; i < net.units.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(net.units[i]);
+  for (size_t i = 0; i < net.units.size(); ++i) s += (i ? ", " : "") + std::to_string(net.units[i]);
   return s + "] with activation '" + activation.cast<std::string>() + "'";
 }
 
@@ -355,8 +371,10 @@ View2D<T> inputs_X(const py::array& X, const Net& net, bool allow_empty) {
   require_dtype<T>(X, "X");
   if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
   if (X.shape(1) != net.units[0])
-    throw py::value_error("X has " + std::to_string(X.shape(1)) + " columns but layer_units[0]"
-                          " is " + std::to_string(net.units[0]));
+    throw py::value_error("X has " + std::to_string(X.shape(1)) +
+                          " columns but layer_units[0]"
+                          " is " +
+                          std::to_string(net.units[0]));
   if (!allow_empty && X.shape(0) == 0) throw py::value_error("X has no rows (empty batch)");
   return view_2d<T>(X, X.shape(0), X.shape(1));
 }
@@ -369,9 +387,8 @@ View2D<T> inputs_Y(const py::array& Y, const Net& net, index_t n) {
   const bool ok = (Y.ndim() == 2 && Y.shape(0) == n && Y.shape(1) == n_out) ||
                   (Y.ndim() == 1 && n_out == 1 && Y.shape(0) == n);
   if (!ok)
-    throw py::value_error("Y must have shape (" + std::to_string(n) + ", " +
-                          std::to_string(n_out) + ") (X's rows, layer_units[-1]), got " +
-                          shape_str(Y));
+    throw py::value_error("Y must have shape (" + std::to_string(n) + ", " + std::to_string(n_out) +
+                          ") (X's rows, layer_units[-1]), got " + shape_str(Y));
   return view_2d<T>(Y, n, n_out);
 }
 
@@ -389,6 +406,22 @@ bool finite(const Strided<T>& s) {
   return mlpfast::kernels<T>().all_finite(s.rows, s.cols, s.data, s.rs, s.cs);
 }
 
+// Raises ValueError naming the first of `arrays` (null entries skipped) that holds NaN or
+// infinity; the scans run with the GIL released.
+template <typename T>
+void require_finite(std::initializer_list<std::pair<const char*, const Strided<T>*>> arrays) {
+  const char* bad = nullptr;
+  {
+    py::gil_scoped_release release;
+    for (const auto& a : arrays)
+      if (a.second && !finite(*a.second)) {
+        bad = a.first;
+        break;
+      }
+  }
+  if (bad) throw py::value_error(std::string(bad) + " contains NaN or infinity");
+}
+
 // Raises unless every buffer the call writes is disjoint from every other array it touches.
 void check_disjoint(const std::vector<std::pair<const char*, py::array>>& written,
                     const std::vector<std::pair<const char*, py::array>>& read) {
@@ -404,20 +437,66 @@ void check_disjoint(const std::vector<std::pair<const char*, py::array>>& writte
   }
 }
 
+// A training batch (loss_grad, train_epoch): X, Y and the optional sample weights, their shapes
+// and dtypes checked against the network, their values checked finite.
 template <typename T>
-py::array forward_typed(const Net& net, const py::object& params_obj,
-                        const py::object& activation, const py::array& X_arr) {
+struct Batch {
+  View2D<T> X, Y, W{};
+  py::array sw;  // sample_weight (when given)
+  bool given_sw = false;
+  bool has_sw() const { return given_sw; }
+  const T* sw_data() const { return has_sw() ? W.s.data : nullptr; }
+  index_t sw_stride() const { return has_sw() ? W.s.rs : 1; }
+};
+
+template <typename T>
+Batch<T> batch_inputs(const Net& net, const py::array& X, const py::array& Y,
+                      const py::object& sw_obj) {
+  Batch<T> b{inputs_X<T>(X, net, false), {}, {}, {}, !sw_obj.is_none()};
+  b.Y = inputs_Y<T>(Y, net, b.X.s.rows);
+  if (b.given_sw) {
+    b.sw = as_ndarray(sw_obj, "sample_weight");
+    b.W = inputs_sw<T>(b.sw, b.X.s.rows);
+  }
+  return b;
+}
+
+template <typename T>
+void require_finite(const Batch<T>& b) {
+  require_finite<T>(
+      {{"X", &b.X.s}, {"Y", &b.Y.s}, {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
+}
+
+// With sample weights: the first batch (rows order[k * batch_size ...], or rows k * batch_size
+// ... in order when order is null) whose weights do not have a positive sum, which divides the
+// batch's loss and gradient, and that sum in `sum`; -1 when there is none (or no weights).
+template <typename T>
+index_t first_light_batch(const Batch<T>& b, const std::int64_t* order, index_t n,
+                          index_t batch_size, double& sum) {
+  if (!b.has_sw()) return -1;
+  py::gil_scoped_release release;
+  const Strided<T>& w = b.W.s;
+  for (index_t start = 0; start < n; start += batch_size) {
+    const index_t end = start + batch_size < n ? start + batch_size : n;
+    double s = 0.0;
+    for (index_t i = start; i < end; ++i) s += double(w.data[(order ? order[i] : i) * w.rs]);
+    if (!(s > 0.0)) {
+      sum = s;
+      return start / batch_size;
+    }
+  }
+  return -1;
+}
+
+template <typename T>
+py::array forward_typed(const Net& net, const py::object& params_obj, const py::object& activation,
+                        const py::array& X_arr) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
   View2D<T> X = inputs_X<T>(X_arr, net, true);
   const index_t n_out = net.units.back();
   auto out = py::array_t<T>({X.s.rows, n_out});
-  bool ok;
-  {
-    py::gil_scoped_release release;
-    ok = finite(X.s);
-  }
-  if (!ok) throw py::value_error("X contains NaN or infinity");
+  require_finite<T>({{"X", &X.s}});
   T* o = out.mutable_data();
   {
     py::gil_scoped_release release;
@@ -431,10 +510,9 @@ py::array core_forward(const py::object& params, const py::object& layer_units,
                        const py::object& X) {
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
-  const DType t = float_dtype(p, "params");
-  py::array x = as_ndarray(X, "X");
-  if (t == DType::f32) return forward_typed<float>(net, params, activation, x);
-  return forward_typed<double>(net, params, activation, x);
+  return with_float_dtype(p, "params", [&](auto t) {
+    return forward_typed<decltype(t)>(net, params, activation, as_ndarray(X, "X"));
+  });
 }
 
 template <typename T>
@@ -443,53 +521,37 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
                           const py::array& Y_arr, const py::object& sw_obj, double alpha) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
-  View2D<T> X = inputs_X<T>(X_arr, net, false);
-  View2D<T> Y = inputs_Y<T>(Y_arr, net, X.s.rows);
-  View2D<T> W{};
-  const bool has_sw = !sw_obj.is_none();
-  if (has_sw) W = inputs_sw<T>(as_ndarray(sw_obj, "sample_weight"), X.s.rows);
+  const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
   if (!std::isfinite(alpha)) throw py::value_error("alpha must be finite");
-
-  bool x_ok, y_ok, w_ok = true;
+  require_finite(b);
   double w_sum = 0.0;
-  {
-    py::gil_scoped_release release;
-    x_ok = finite(X.s);
-    y_ok = finite(Y.s);
-    if (has_sw) {
-      w_ok = finite(W.s);
-      for (index_t i = 0; i < W.s.rows; ++i) w_sum += double(W.s.data[i * W.s.rs]);
-    }
-  }
-  if (!x_ok) throw py::value_error("X contains NaN or infinity");
-  if (!y_ok) throw py::value_error("Y contains NaN or infinity");
-  if (!w_ok) throw py::value_error("sample_weight contains NaN or infinity");
-  if (has_sw && !(w_sum > 0.0))
-    throw py::value_error("sample_weight must have a positive sum (the loss is a weighted "
-                          "mean), got " + std::to_string(w_sum));
+  if (first_light_batch<T>(b, nullptr, b.X.s.rows, b.X.s.rows, w_sum) >= 0)
+    throw py::value_error(
+        "sample_weight must have a positive sum (the loss is a weighted mean), "
+        "got " +
+        std::to_string(w_sum));
 
   auto grad = py::array_t<T>(net.n_params);
   T* g = grad.mutable_data();
   double loss;
   {
     py::gil_scoped_release release;
-    loss = mlpfast::loss_grad<T>(net.spec, static_cast<const T*>(params.data()), X.s, Y.s,
-                                 has_sw ? W.s.data : nullptr, has_sw ? W.s.rs : 1, alpha, g);
+    loss = mlpfast::loss_grad<T>(net.spec, static_cast<const T*>(params.data()), b.X.s, b.Y.s,
+                                 b.sw_data(), b.sw_stride(), alpha, g);
   }
   return py::make_tuple(loss, grad);
 }
 
 py::tuple core_loss_grad(const py::object& params, const py::object& layer_units,
                          const py::object& activation, const py::object& out_activation,
-                         const py::object& X, const py::object& Y,
-                         const py::object& sample_weight, double alpha) {
+                         const py::object& X, const py::object& Y, const py::object& sample_weight,
+                         double alpha) {
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
-  const DType t = float_dtype(p, "params");
-  py::array x = as_ndarray(X, "X"), y = as_ndarray(Y, "Y");
-  if (t == DType::f32)
-    return loss_grad_typed<float>(net, params, activation, x, y, sample_weight, alpha);
-  return loss_grad_typed<double>(net, params, activation, x, y, sample_weight, alpha);
+  return with_float_dtype(p, "params", [&](auto t) {
+    return loss_grad_typed<decltype(t)>(net, params, activation, as_ndarray(X, "X"),
+                                        as_ndarray(Y, "Y"), sample_weight, alpha);
+  });
 }
 
 // order: any integer array (or sequence), as int64.
@@ -514,73 +576,50 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
                             index_t batch_size, mlpfast::TrainOptions opts) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, true);
-  const bool adam = opts.solver == mlpfast::Solver::adam;
-  py::array state = flat_buffer<T>(state_obj, "opt_state", adam ? 2 * net.n_params : net.n_params,
-                                   std::string(adam ? "solver 'adam' ([m, v])" :
-                                               "solver 'sgd' (the velocity)") + " for " + why,
-                                   true);
-  View2D<T> X = inputs_X<T>(X_arr, net, false);
-  View2D<T> Y = inputs_Y<T>(Y_arr, net, X.s.rows);
-  View2D<T> W{};
-  const bool has_sw = !sw_obj.is_none();
-  py::array sw_arr;
-  if (has_sw) {
-    sw_arr = as_ndarray(sw_obj, "sample_weight");
-    W = inputs_sw<T>(sw_arr, X.s.rows);
-  }
+  // the solver's state: kStateBuffers buffers of n_params
+  const auto [buffers, state_doc] = mlpfast::visit(opts.solver, [](auto solver) {
+    using Opt = decltype(solver);
+    return std::make_pair(index_t(Opt::kStateBuffers), Opt::kStateDoc);
+  });
+  const std::string solver_name = kSolverNames[int(opts.solver)];
+  py::array state =
+      flat_buffer<T>(state_obj, "opt_state", buffers * net.n_params,
+                     "solver '" + solver_name + "' (" + state_doc + ") for " + why, true);
+  const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
   py::array_t<std::int64_t> order = order_array(order_obj);
   if (batch_size < 1)
     throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
 
-  std::vector<std::pair<const char*, py::array>> read = {{"X", X_arr}, {"Y", Y_arr},
-                                                         {"order", order}};
-  if (has_sw) read.push_back({"sample_weight", sw_arr});
+  std::vector<std::pair<const char*, py::array>> read = {
+      {"X", X_arr}, {"Y", Y_arr}, {"order", order}};
+  if (b.has_sw()) read.push_back({"sample_weight", b.sw});
   check_disjoint({{"params", params}, {"opt_state", state}}, read);
 
-  const index_t n = X.s.rows, n_order = order.shape(0);
+  const index_t n = b.X.s.rows, n_order = order.shape(0);
   const std::int64_t* idx = order.data();
-  bool x_ok, y_ok, w_ok = true;
-  index_t bad_index = -1, bad_batch = -1;
-  double bad_sum = 0.0;
+  index_t bad_index = -1;
   {
     py::gil_scoped_release release;
     for (index_t i = 0; i < n_order && bad_index < 0; ++i)
       if (idx[i] < 0 || idx[i] >= n) bad_index = i;
-    x_ok = finite(X.s);
-    y_ok = finite(Y.s);
-    if (has_sw) w_ok = finite(W.s);
-    if (has_sw && w_ok && bad_index < 0) {
-      // Each batch's weights must have a positive sum: it divides the batch's loss and gradient.
-      for (index_t start = 0; start < n_order && bad_batch < 0; start += batch_size) {
-        const index_t end = start + batch_size < n_order ? start + batch_size : n_order;
-        double s = 0.0;
-        for (index_t i = start; i < end; ++i) s += double(W.s.data[idx[i] * W.s.rs]);
-        if (!(s > 0.0)) {
-          bad_batch = start / batch_size;
-          bad_sum = s;
-        }
-      }
-    }
   }
   if (bad_index >= 0)
-    throw py::value_error("order[" + std::to_string(bad_index) + "] = " +
-                          std::to_string(idx[bad_index]) + " is out of range for X with " +
+    throw py::value_error("order[" + std::to_string(bad_index) +
+                          "] = " + std::to_string(idx[bad_index]) + " is out of range for X with " +
                           std::to_string(n) + " rows");
-  if (!x_ok) throw py::value_error("X contains NaN or infinity");
-  if (!y_ok) throw py::value_error("Y contains NaN or infinity");
-  if (!w_ok) throw py::value_error("sample_weight contains NaN or infinity");
-  if (bad_batch >= 0)
-    throw py::value_error("the sample weights of batch " + std::to_string(bad_batch) +
-                          " sum to " + std::to_string(bad_sum) + "; every batch needs a "
-                          "positive total weight");
+  require_finite(b);
+  double sum = 0.0;
+  const index_t bad = first_light_batch(b, idx, n_order, batch_size, sum);
+  if (bad >= 0)
+    throw py::value_error("the sample weights of batch " + std::to_string(bad) + " sum to " +
+                          std::to_string(sum) + "; every batch needs a positive total weight");
 
   double loss;
   {
     py::gil_scoped_release release;
     loss = mlpfast::train_epoch<T>(net.spec, static_cast<T*>(params.mutable_data()),
-                                   static_cast<T*>(state.mutable_data()), X.s, Y.s,
-                                   has_sw ? W.s.data : nullptr, has_sw ? W.s.rs : 1, idx,
-                                   n_order, batch_size, opts);
+                                   static_cast<T*>(state.mutable_data()), b.X.s, b.Y.s, b.sw_data(),
+                                   b.sw_stride(), idx, n_order, batch_size, opts);
   }
   return py::make_tuple(loss, opts.t);
 }
@@ -594,34 +633,24 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
                            double momentum, bool nesterov, double beta_1, double beta_2,
                            double epsilon, std::int64_t t) {
   const Net net = parse_net(layer_units, activation, out_activation);
-  mlpfast::TrainOptions opts;
-  if (solver == "sgd") opts.solver = mlpfast::Solver::sgd;
-  else if (solver == "adam") opts.solver = mlpfast::Solver::adam;
-  else throw py::value_error("solver must be 'sgd' or 'adam', got '" + solver + "'");
+  const auto solver_id = enum_from_name<mlpfast::Solver>(py::str(solver), kSolverNames, "solver");
   const std::pair<const char*, double> hyper[] = {
-      {"alpha", alpha},   {"learning_rate", learning_rate}, {"momentum", momentum},
-      {"beta_1", beta_1}, {"beta_2", beta_2},               {"epsilon", epsilon}};
+      {"alpha", alpha},       {"learning_rate", learning_rate},
+      {"momentum", momentum}, {"beta_1", beta_1},
+      {"beta_2", beta_2},     {"epsilon", epsilon}};
   for (const auto& h : hyper)
     if (!std::isfinite(h.second))
       throw py::value_error(std::string(h.first) + " must be finite, got " +
                             std::to_string(h.second));
   if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
-  opts.alpha = alpha;
-  opts.learning_rate = learning_rate;
-  opts.momentum = momentum;
-  opts.nesterov = nesterov;
-  opts.beta_1 = beta_1;
-  opts.beta_2 = beta_2;
-  opts.epsilon = epsilon;
-  opts.t = t;
+  const mlpfast::TrainOptions opts{solver_id, alpha,  learning_rate, momentum, nesterov,
+                                   beta_1,    beta_2, epsilon,       t};
   py::array p = as_ndarray(params, "params");
-  const DType dt = float_dtype(p, "params");
-  py::array x = as_ndarray(X, "X"), y = as_ndarray(Y, "Y");
-  if (dt == DType::f32)
-    return train_epoch_typed<float>(net, params, opt_state, activation, x, y, sample_weight,
-                                    order, batch_size, opts);
-  return train_epoch_typed<double>(net, params, opt_state, activation, x, y, sample_weight,
-                                   order, batch_size, opts);
+  return with_float_dtype(p, "params", [&](auto dt) {
+    return train_epoch_typed<decltype(dt)>(net, params, opt_state, activation, as_ndarray(X, "X"),
+                                           as_ndarray(Y, "Y"), sample_weight, order, batch_size,
+                                           opts);
+  });
 }
 
 }  // namespace
@@ -637,14 +666,9 @@ PYBIND11_MODULE(_core, m) {
 
   // The names of every concept the core implements, for the Python side to validate against
   // and the tests to parametrise over (mlpfast.reference is checked to name the same sets).
-  auto names = [](const auto& table) {
-    py::tuple t(std::size(table));
-    for (size_t i = 0; i < std::size(table); ++i) t[i] = py::str(table[i].first);
-    return t;
-  };
-  m.attr("ACTIVATIONS") = names(kActivationNames);
-  m.attr("OUTPUT_ACTIVATIONS") = names(kOutputNames);
-  m.attr("SOLVERS") = py::make_tuple("sgd", "adam");
+  m.attr("ACTIVATIONS") = name_tuple(kActivationNames);
+  m.attr("OUTPUT_ACTIVATIONS") = name_tuple(kOutputNames);
+  m.attr("SOLVERS") = name_tuple(kSolverNames);
   {
     const char* levels[8];
     const int n = mlpfast::compiled_isas(levels, 8);
@@ -653,8 +677,9 @@ PYBIND11_MODULE(_core, m) {
     m.attr("ISA_LEVELS") = t;  // compiled into this build, worst to best
   }
 
-  m.def("isa", [] { return std::string(mlpfast::active_isa()); },
-        "Name of the instruction-set level the kernels run at.");
+  m.def(
+      "isa", [] { return std::string(mlpfast::active_isa()); },
+      "Name of the instruction-set level the kernels run at.");
   m.def("available_isas", &available_isas,
         "Instruction-set levels this build has and this CPU supports, worst to best.");
   m.def("set_isa", &set_isa, py::arg("name"),
@@ -662,16 +687,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_threads", &mlpfast::max_threads, "Threads the kernels may use right now.");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
-        py::arg("activation") = py::none(), py::arg("out") = py::none(),
-        py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+        py::arg("activation") = py::none(), py::arg("out") = py::none(), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0,
         R"doc(op(a) @ op(b) * alpha + beta * out (+ bias, then activation).
 
 op(x) is x.T when trans_x is set. a and b are float32 or float64 of the same dtype; the result
 has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).)doc");
 
   // training core
-  m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"),
-        py::arg("activation"), py::arg("out_activation"), py::arg("X"),
+  m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"), py::arg("activation"),
+        py::arg("out_activation"), py::arg("X"),
         "The network's output for the rows of X (mlpfast.reference.forward).");
   m.def("loss_grad", &core_loss_grad, py::arg("params"), py::arg("layer_units"),
         py::arg("activation"), py::arg("out_activation"), py::arg("X"), py::arg("Y"),

@@ -22,14 +22,16 @@
 //   macro_kernel           loops 1 and 2 around the micro-kernel over one packed block
 //   run_task               loops 3 and 4 for one task (a block of rows x an NC-or-narrower panel)
 //   gemm_packed            packs A once (all threads), loop 5: threads take the tasks
-//   gemm_rows / gemm_dots  the unpacked path for small products (batch size 1, k tiny)
+//   gemm_rows / gemm_dots  the unpacked path for small products (batch size 1, k tiny), in
+//                          gemm_small.h; vector types and the activation epilogue are in
+//                          gemm_common.h
 //   gemm                   the entry point: path choice, thread count, row super-blocks
 //
 // The micro-kernel is written once with GCC vector extensions (zmm on avx512, ymm on avx2,
 // 16-byte vectors at the generic level, which GCC lowers to SSE2 on x86-64 and NEON/etc.
 // elsewhere); compilers without them get plain scalar code (lanes = 1). Everything in this file
 // has internal linkage except register_gemm, so no weak symbol of one ISA level can replace
-// another's (KERNEL-NOTES.md; tests/test_gemm.py checks with nm).
+// another's (docs/kernels.md; tests/test_gemm.py checks with nm).
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +43,8 @@
 #include <immintrin.h>
 #endif
 
+#include "gemm_common.h"
+#include "gemm_small.h"
 #include "kernels.h"
 
 namespace mlpfast {
@@ -48,119 +52,38 @@ namespace MLPFAST_ISA_NS {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Vectors: V<T> holds `lanes` values of T; VU<T> is the same with element alignment (for
-// unaligned loads and stores of C and unpacked operands).
-
-#if defined(__GNUC__)
-#if defined(__AVX512F__)
-#define MLPFAST_VEC_BYTES 64
-#elif defined(__AVX__)
-#define MLPFAST_VEC_BYTES 32
-#else
-#define MLPFAST_VEC_BYTES 16
-#endif
-typedef float vf __attribute__((vector_size(MLPFAST_VEC_BYTES)));
-typedef float vfu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(4)));
-typedef double vd __attribute__((vector_size(MLPFAST_VEC_BYTES)));
-typedef double vdu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(8)));
-template <typename T> struct Vec;
-template <> struct Vec<float> { typedef vf V; typedef vfu VU; };
-template <> struct Vec<double> { typedef vd V; typedef vdu VU; };
-#define MLPFAST_UNROLL _Pragma("GCC unroll 64")
-#else
-template <typename T> struct Vec { typedef T V; typedef T VU; };
-#define MLPFAST_UNROLL
-#endif
-
-template <typename T> using V = typename Vec<T>::V;
-template <typename T> constexpr int lanes() { return int(sizeof(V<T>) / sizeof(T)); }
-
-template <typename T> inline V<T> load(const T* p) { return *reinterpret_cast<const V<T>*>(p); }
-template <typename T> inline V<T> loadu(const T* p) {
-  return *reinterpret_cast<const typename Vec<T>::VU*>(p);
-}
-template <typename T> inline void storeu(T* p, V<T> x) {
-  *reinterpret_cast<typename Vec<T>::VU*>(p) = x;
-}
-// x - 0 is x for every x (also -0), so this folds to a plain broadcast; 0 + x would not.
-template <typename T> inline V<T> splat(T x) { return x - V<T>{}; }
-
-// ---------------------------------------------------------------------------------------------
 // Block sizes: the one place that holds them. MR x NR is the register tile (NR = NV vectors),
 // KC the depth of a packed block, MC x KC the packed A block (L2), KC x NC the packed B panel
 // (L3). Measured on AMD Zen 4 (1 MiB L2/core, 32 KiB L1d, AVX-512 double-pumped), one thread,
 // CPU time: 8x48 beat 6x64 and 12x32 (float); 8x24 tied 6x32 and beat 12x16 (double); MC 96,
-// 192 and 384 were within noise on one thread, 192 won on two (a 128-row task is one block). The K blocking changes rounding, so KC is per dtype and ISA
-// but never depends on threads.
-
-template <typename T> struct Blocks;
-#if MLPFAST_VEC_BYTES == 64
-template <> struct Blocks<float> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 1536;
-};
-template <> struct Blocks<double> {
-  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192, NC = 768;
-};
-#elif MLPFAST_VEC_BYTES == 32
-template <> struct Blocks<float> {
-  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 1536;
-};
-template <> struct Blocks<double> {
-  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96, NC = 768;
-};
-#else
-template <> struct Blocks<float> {
-  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 1536;
-};
-template <> struct Blocks<double> {
-  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96, NC = 768;
-};
-#endif
-
-// Path thresholds depend on the shape only; the thread count never changes the arithmetic.
-constexpr index_t kSmallM = 4;             // m <= 4 (batch size 1..4): unpacked row kernel
-constexpr index_t kSmallK = 4;             // k <= 4 (outer products, dW at batch 1): same
-constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // ~20 us of work: below, a barrier costs more
-
-// ---------------------------------------------------------------------------------------------
-// Activation applied to a finished row of C (the epilogue's last step). The switch is outside
-// the loop so relu-like loops vectorize; the math is act_forward's, element by element.
+// 192 and 384 were within noise on one thread, 192 won on two (a 128-row task is one block). The K
+// blocking changes rounding, so KC is per dtype and ISA but never depends on threads.
 
 template <typename T>
-void act_row(Activation act, T* c, index_t n) {
-  switch (act) {
-    case Activation::identity: return;
-    case Activation::relu:
-      for (index_t j = 0; j < n; ++j) c[j] = act_forward(Activation::relu, c[j]);
-      return;
-    case Activation::leaky_relu:
-      for (index_t j = 0; j < n; ++j) c[j] = act_forward(Activation::leaky_relu, c[j]);
-      return;
-    default:
-      for (index_t j = 0; j < n; ++j) c[j] = act_forward(act, c[j]);
-      return;
-  }
-}
+struct Blocks {
+#if MLPFAST_VEC_BYTES == 64
+  static constexpr int MR = 8, NV = 3, KC = 256, MC = 192;
+#elif MLPFAST_VEC_BYTES == 32
+  static constexpr int MR = 6, NV = 2, KC = 256, MC = 96;
+#else
+  static constexpr int MR = 4, NV = 3, KC = 256, MC = 96;
+#endif
+  static constexpr int NC = sizeof(T) == 4 ? 1536 : 768;  // the same bytes for both dtypes
+};
 
-// relu and leaky_relu are applied in registers, with act_forward's comparison and product;
-// the others (exp, tanh, log1p) by act_row on the stored row.
-inline bool act_in_registers(Activation act) {
-  return act == Activation::relu || act == Activation::leaky_relu;
-}
-template <typename T, typename VT>
-inline VT act_vec(Activation act, VT x) {
-  if (act == Activation::relu) return x > VT{} ? x : VT{};
-  if (act == Activation::leaky_relu) return x > VT{} ? x : (T(kLeakyReluSlope) - VT{}) * x;
-  return x;
-}
+// Path thresholds depend on the shape only; the thread count never changes the arithmetic.
+constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
+constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
+// ~20 us of work per thread: below, a barrier costs more than the thread saves.
+constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
 struct Epilogue {
-  T beta;           // applies to the first K block only; later blocks accumulate (beta = 1)
-  bool first;       // first K block: C is scaled by beta (or not read when beta == 0)
-  bool last;        // last K block: add bias, apply act
-  const T* bias;    // at this tile's first column, or null
+  T beta;         // applies to the first K block only; later blocks accumulate (beta = 1)
+  bool first;     // first K block: C is scaled by beta (or not read when beta == 0)
+  bool last;      // last K block: add bias, apply act
+  const T* bias;  // at this tile's first column, or null
   Activation act;
 };
 
@@ -200,7 +123,10 @@ inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd
   _mm256_storeu_pd(d + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
   _mm256_storeu_pd(d + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
-template <typename T> constexpr int transpose_width() { return 32 / int(sizeof(T)); }
+template <typename T>
+constexpr int transpose_width() {
+  return 32 / int(sizeof(T));
+}
 #elif defined(__SSE2__)
 inline void transpose_block(const float* s, index_t lds, float* d, index_t ldd) {
   __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + lds);
@@ -216,11 +142,21 @@ inline void transpose_block(const double* s, index_t lds, double* d, index_t ldd
   _mm_storeu_pd(d, _mm_unpacklo_pd(r0, r1));
   _mm_storeu_pd(d + ldd, _mm_unpackhi_pd(r0, r1));
 }
-template <typename T> constexpr int transpose_width() { return 16 / int(sizeof(T)); }
+template <typename T>
+constexpr int transpose_width() {
+  return 16 / int(sizeof(T));
+}
 #else
 template <typename T>
-void transpose_block(const T* s, index_t lds, T* d, index_t ldd) { d[0] = s[0]; (void)lds; (void)ldd; }
-template <typename T> constexpr int transpose_width() { return 1; }
+void transpose_block(const T* s, index_t lds, T* d, index_t ldd) {
+  d[0] = s[0];
+  (void)lds;
+  (void)ldd;
+}
+template <typename T>
+constexpr int transpose_width() {
+  return 1;
+}
 #endif
 
 template <typename T>
@@ -229,7 +165,8 @@ void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int
   const int rb = rows / TW * TW;
   const index_t pb = kc / TW * TW;
   for (int r = 0; r < rb; r += TW) {
-    for (index_t p = 0; p < pb; p += TW) transpose_block(src + r * lds + p, lds, dst + p * ldd + r, ldd);
+    for (index_t p = 0; p < pb; p += TW)
+      transpose_block(src + r * lds + p, lds, dst + p * ldd + r, ldd);
     for (index_t p = pb; p < kc; ++p)
       for (int q = r; q < r + TW; ++q) dst[p * ldd + q] = src[q * lds + p];
   }
@@ -241,8 +178,7 @@ void transpose_copy(const T* src, index_t lds, int rows, index_t kc, T* dst, int
 // rows past mc zero. TN copies MR contiguous values per p; NN transposes MR rows. alpha is
 // applied here, once per element of A, which keeps the epilogue a single multiply-add.
 template <typename T>
-void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, index_t lda,
-                    T* ap) {
+void pack_a_mc_x_kc(bool trans_a, index_t mc, index_t kc, T alpha, const T* a, index_t lda, T* ap) {
   constexpr int MR = Blocks<T>::MR;
   if (alpha != T(1)) {
     T* const ap0 = ap;
@@ -313,7 +249,8 @@ void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, 
   // C is touched only after the kc loop: start fetching its lines now (rows of a large C are
   // pages apart and would otherwise miss one after another in the epilogue).
   for (int i = 0; i < MR; ++i)
-    for (int off = 0; off < NV * L; off += 64 / int(sizeof(T))) __builtin_prefetch(c + i * ldc + off, 1);
+    for (int off = 0; off < NV * L; off += 64 / int(sizeof(T)))
+      __builtin_prefetch(c + i * ldc + off, 1);
   V<T> acc[MR][NV];
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {
@@ -375,14 +312,14 @@ void ukernel_edge(int mr, int nv, index_t kc, const T* ap, const T* b, index_t l
 // kernel computes an element depends on the shape only (threads split at tile boundaries).
 template <typename T>
 struct Panel {
-  const T* b;        // packed panel (ldb_p == NR) or B itself at (pc, jc)
-  index_t ldb_p;     // row stride of b; NR when packed
-  const T* b_tail;   // packed copy of the last, partial sliver when B is not packed (else null)
+  const T* b;       // packed panel (ldb_p == NR) or B itself at (pc, jc)
+  index_t ldb_p;    // row stride of b; NR when packed
+  const T* b_tail;  // packed copy of the last, partial sliver when B is not packed (else null)
 };
 
 template <typename T>
-void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel,
-                  T* c, index_t ldc, Epilogue<T> ep) {
+void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T>& bpanel, T* c,
+                  index_t ldc, Epilogue<T> ep) {
   constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV, L = lanes<T>(), NR = NV * L;
   const bool packed = bpanel.ldb_p == NR;
   const T* bias0 = ep.bias;
@@ -414,7 +351,8 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
       } else {
         const bool read_c = !ep.first || ep.beta != T(0);
         for (int i = 0; i < mr; ++i)
-          for (int j = 0; j < nv * L; ++j) tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
+          for (int j = 0; j < nv * L; ++j)
+            tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
         ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, tile, NR, ept);
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
@@ -496,13 +434,6 @@ void pack_a_unit(const Job<T>& job, index_t u) {
                  job.ap + job.mpad * pc + ic * kc);
 }
 
-// The unpacked path (below); also the fallback when a packing buffer cannot be allocated.
-template <typename T>
-void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                   const T* bias, Activation act);
-
-// Loops 3 and 4 around the micro-kernel for one task: C[i0:i1, j0:j1].
 template <typename T>
 void run_task(const Job<T>& job, index_t t) {
   constexpr int NR = Blocks<T>::NV * lanes<T>();
@@ -511,7 +442,8 @@ void run_task(const Job<T>& job, index_t t) {
   const index_t i1 = i0 + job.task_rows < job.m ? i0 + job.task_rows : job.m;
   const index_t nc = j0 + job.task_cols < job.n ? job.task_cols : job.n - j0;
   const index_t nc_pad = (nc + NR - 1) / NR * NR;
-  T* bp = static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
+  T* bp =
+      static_cast<T*>(tl_pack_b.get(std::size_t(job.pack_b ? nc_pad : NR) * job.kcb * sizeof(T)));
   if (!bp) {  // out of memory (for a few MiB): slower, still correct
     const index_t mm = i1 - i0;
     return gemm_unpacked(job.trans_a, job.trans_b, mm, nc, job.k, job.alpha,
@@ -527,8 +459,8 @@ void run_task(const Job<T>& job, index_t t) {
     const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
     Panel<T> panel;
     if (job.pack_b) {
-      pack_b_kc_x_nc(job.trans_b, kc, nc, job.trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0,
-                     ldb, bp);
+      pack_b_kc_x_nc(job.trans_b, kc, nc, job.trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0, ldb,
+                     bp);
       panel = {bp, NR, nullptr};
     } else {
       panel = {b + pc * ldb + j0, ldb, nullptr};
@@ -555,8 +487,8 @@ void run_task(const Job<T>& job, index_t t) {
 // place: rows are split first (MR multiples), and a task reads its rows of the packed A and all
 // of B, as in Goto's order. B packed: columns are split first (vector multiples, NC at most),
 // so no two tasks pack the same B columns unless there are too few of them.
-inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size, index_t max_size,
-                 index_t& size, index_t& count) {
+inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size,
+                        index_t max_size, index_t& size, index_t& count) {
   size = ((extent + parts - 1) / parts + unit - 1) / unit * unit;
   if (size < min_size) size = min_size;
   if (size > max_size) size = max_size;
@@ -612,151 +544,6 @@ void gemm_packed(Job<T>& job, int nt) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The unpacked path for small products: no packing, no threads. Each C row is one chain of
-// FMAs over p (no K blocking), then the epilogue.
-
-// op(B) rows contiguous (NN, TN): C[i, cols] = sum_p op(A)[i, p] * B[p, cols] for R vectors of
-// columns at once (R independent FMA chains), row after row. All R results of a row are formed
-// before any is stored, so a vector that overlaps another (the last one ends at column n) reads
-// the original C and writes the same bits for the shared columns: each column's chain is the
-// same whichever vector has it.
-template <typename T, typename VT, int R>
-void row_chunk(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
-               index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc,
-               const T* bias, Activation act) {
-  typedef VT VU __attribute__((aligned(sizeof(T))));
-  auto ld = [](const T* p) { return VT(*reinterpret_cast<const VU*>(p)); };
-  for (index_t i = 0; i < m; ++i) {
-    const T* ai = a + i * sa_i;
-    T* ci = c + i * ldc;
-    VT acc[R];
-    MLPFAST_UNROLL
-    for (int v = 0; v < R; ++v) acc[v] = VT{};
-    for (index_t p = 0; p < k; ++p) {
-      const VT x = ai[p * sa_p] - VT{};
-      const T* bp = b + p * ldb;
-      MLPFAST_UNROLL
-      for (int v = 0; v < R; ++v) acc[v] += x * ld(bp + cols[v]);
-    }
-    MLPFAST_UNROLL
-    for (int v = 0; v < R; ++v) {
-      acc[v] = (alpha - VT{}) * acc[v];
-      if (beta != T(0)) acc[v] += (beta - VT{}) * ld(ci + cols[v]);
-      if (bias) acc[v] += ld(bias + cols[v]);
-      acc[v] = act_vec<T>(act, acc[v]);
-    }
-    MLPFAST_UNROLL
-    for (int v = 0; v < R; ++v) *reinterpret_cast<VU*>(ci + cols[v]) = acc[v];
-  }
-}
-
-template <typename T, typename VT, int R>
-void row_chunk_r(int r, index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k,
-                 const T* b, index_t ldb, const index_t* cols, T alpha, T beta, T* c,
-                 index_t ldc, const T* bias, Activation act) {
-  if (r == R)
-    return row_chunk<T, VT, R>(m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias, act);
-  if constexpr (R > 1)
-    row_chunk_r<T, VT, R - 1>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
-                              act);
-}
-
-// The columns in chunks of up to 8 vectors of VT (n >= lanes of VT): a 100-wide float row is one
-// pass over B. When n is not a multiple of the lanes, one more vector ends at column n; it
-// overlaps only the last full vector and is kept in the same chunk as it.
-template <typename T, typename VT>
-void row_vectors(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
-                 index_t ldb, index_t n, T alpha, T beta, T* c, index_t ldc, const T* bias,
-                 Activation act) {
-  constexpr int L = int(sizeof(VT) / sizeof(T)), RMAX = 8;
-  const index_t nfull = n / L, nvec = nfull + (n % L ? 1 : 0);
-  for (index_t v0 = 0; v0 < nvec;) {
-    int r = nvec - v0 >= RMAX ? RMAX : int(nvec - v0);
-    if (nvec > nfull && nvec - v0 - r == 1) r -= 1;  // else the tail would be left alone
-    index_t cols[RMAX];
-    for (int v = 0; v < r; ++v) cols[v] = v0 + v < nfull ? (v0 + v) * L : n - L;
-    row_chunk_r<T, VT, RMAX>(r, m, a, sa_i, sa_p, k, b, ldb, cols, alpha, beta, c, ldc, bias,
-                             act);
-    v0 += r;
-  }
-}
-
-template <typename T>
-void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
-               Activation act) {
-#if defined(__GNUC__)
-  typedef T V16 __attribute__((vector_size(16)));  // narrow outputs (10 classes) stay vectorized
-#else
-  typedef T V16;
-#endif
-  constexpr int L = lanes<T>(), L16 = int(sizeof(V16) / sizeof(T));
-  const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
-  const Activation reg_act = act_in_registers(act) ? act : Activation::identity;
-  if (n >= L) {
-    row_vectors<T, V<T>>(m, a, sa_i, sa_p, k, b, ldb, n, alpha, beta, c, ldc, bias, reg_act);
-  } else if (n >= L16) {
-    row_vectors<T, V16>(m, a, sa_i, sa_p, k, b, ldb, n, alpha, beta, c, ldc, bias, reg_act);
-  } else {
-    for (index_t i = 0; i < m; ++i) {
-      const T* ai = a + i * sa_i;
-      T* ci = c + i * ldc;
-      for (index_t j = 0; j < n; ++j) {
-        T acc = T(0);
-        for (index_t p = 0; p < k; ++p) acc += ai[p * sa_p] * b[p * ldb + j];
-        T y = alpha * acc;
-        if (beta != T(0)) y += beta * ci[j];
-        if (bias) y += bias[j];
-        ci[j] = act_forward(reg_act, y);
-      }
-    }
-  }
-  if (act != Activation::identity && !act_in_registers(act))
-    for (index_t i = 0; i < m; ++i) act_row(act, c + i * ldc, n);
-}
-
-// op(B) = B^T (NT, TT): C[i, j] = dot(op(A)[i, :], b[j, :]), vectorized along p when op(A)'s
-// rows are contiguous (NT), lanes summed in a fixed order.
-template <typename T>
-void gemm_dots(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-               const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
-               Activation act) {
-  constexpr int L = lanes<T>();
-  const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
-  for (index_t i = 0; i < m; ++i) {
-    const T* ai = a + i * sa_i;
-    T* ci = c + i * ldc;
-    for (index_t j = 0; j < n; ++j) {
-      const T* bj = b + j * ldb;
-      T acc = T(0);
-      index_t p = 0;
-      if (!trans_a && k >= 2 * L) {
-        V<T> s0 = V<T>{}, s1 = V<T>{};
-        for (; p + 2 * L <= k; p += 2 * L) {
-          s0 += loadu(ai + p) * loadu(bj + p);
-          s1 += loadu(ai + p + L) * loadu(bj + p + L);
-        }
-        s0 += s1;
-        for (int l = 0; l < L; ++l) acc += s0[l];
-      }
-      for (; p < k; ++p) acc += ai[p * sa_p] * bj[p];
-      T y = alpha * acc;
-      if (beta != T(0)) y += beta * ci[j];
-      if (bias) y += bias[j];
-      ci[j] = y;
-    }
-    act_row(act, ci, n);
-  }
-}
-
-template <typename T>
-void gemm_unpacked(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                   const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                   const T* bias, Activation act) {
-  if (trans_b) return gemm_dots(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
-  gemm_rows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
-}
-
 // k == 0 or alpha == 0: C = act(beta * C + bias).
 template <typename T>
 void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Activation act) {
@@ -780,8 +567,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == T(0)) return scale_c(m, n, beta, c, ldc, bias, act);
   if (m <= kSmallM || k <= kSmallK)
-    return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias,
-                         act);
+    return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
   int nt = 1;

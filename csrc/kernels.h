@@ -5,24 +5,52 @@
 // KernelSet through register_<concern>(). dispatch.cpp picks one level at import (CPU check,
 // MLPFAST_ISA override) and everything else calls kernels<T>().
 //
-// Adding a kernel: a member here, an assignment in its file's register function.
+// Adding a kernel: a member here, an assignment in its file's register function. Adding an
+// instruction-set level: docs/adding.md.
 #pragma once
 #include <cstdint>
 
 #include "activations.h"
+#include "common.h"
+#include "losses.h"
+#include "optimizers.h"
 
 namespace mlpfast {
 
-using index_t = std::int64_t;
+// One solver's steps (optimizers.h), instantiated for its type by vector_kernels.cpp. solver_step
+// is the solver's Step (as its schedule() gave it), passed through untyped so that every solver's
+// kernels have one signature; network.cpp and vector_kernels.cpp both index this table by the
+// same Solver value, so the type behind it always matches.
+//   The first n_l2 elements (the weights) get the L2 term: g + l2 * p. State buffer b is at
+// state + b * ld_state. Hyper-parameters come as doubles and are rounded to T inside, as NumPy
+// does with Python floats.
+template <typename T>
+struct OptimizerKernels {
+  // One step over a flat buffer of n parameters p with gradient g. When partials is non-null,
+  // returns sum(p[:n_l2]^2) taken BEFORE the update (the batch's penalty, for free); partials
+  // holds reduce_blocks(n) doubles of scratch.
+  double (*step)(index_t n, index_t n_l2, T* p, const T* g, T* state, index_t ld_state,
+                 const void* solver_step, double l2, double* partials) = nullptr;
+  // The same step for one layer's weights W (fan_in x fan_out, row-major) of a SMALL batch
+  // (m rows, 1 to kOuterMaxRows), with the gradient formed on the fly,
+  //   g = (A^T dZ) / m_eff + l2 W,   A: m x fan_in (lda), dZ: m x fan_out (lddz),
+  // so the weights' gradient never goes through memory (the pass is bound by memory traffic
+  // at these sizes). Returns sum(W^2) before the update when want_sum_sq (else 0); partials:
+  // reduce_blocks(fan_in * fan_out) doubles of scratch.
+  double (*step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
+                       const T* dz, index_t lddz, T m_eff, T* W, T* state, index_t ld_state,
+                       const void* solver_step, double l2, bool want_sum_sq,
+                       double* partials) = nullptr;
+};
 
 template <typename T>
 struct KernelSet {
   // C = act(alpha * op(A) op(B) + beta * C + bias). Row-major; op(A) is m x k, op(B) is k x n.
   // beta == 0 means C is write-only (never read, may hold garbage). bias may be null (length n).
   // act must not be prelu. Threads split M and N only: bitwise identical for any thread count.
-  void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-               const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-               const T* bias, Activation act) = nullptr;
+  void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+               Activation act) = nullptr;
 
   // ---- element-wise kernels (vector_kernels.cpp; the formulas live in activations.h,
   // losses.h, optimizers.h). Row-major m x n blocks with leading dimensions; reductions run
@@ -46,35 +74,11 @@ struct KernelSet {
   // The output layer fused with its loss: dz = (out(z) - y) * sw (sw may be null: weight 1) and
   // returns sum_i sw_i * loss_i, loss_i the per-sample loss of losses.h (probabilities clipped to
   // [eps, 1 - eps] in the loss value as scikit-learn does). row_loss: m doubles of scratch.
-  double (*output_loss_grad)(Output out, index_t m, index_t n, const T* z, index_t ldz,
-                             const T* y, index_t ldy, const T* sw, T* dz, index_t lddz,
+  double (*output_loss_grad)(Output out, index_t m, index_t n, const T* z, index_t ldz, const T* y,
+                             index_t ldy, const T* sw, T* dz, index_t lddz,
                              double* row_loss) = nullptr;
-  // Optimizer steps over a flat buffer of n parameters p with gradient g. The first n_l2
-  // elements (the weights) get the L2 term: g + l2 * p. When partials is non-null, returns
-  // sum(p[:n_l2]^2) taken BEFORE the update (the batch's penalty, for free); partials holds
-  // reduce_blocks(n) doubles of scratch. SGD: v = momentum v - lr g; p += v, or with Nesterov
-  // p += momentum v - lr g. Adam: m, v moments; p -= lr_t m / (sqrt(v) + eps).
-  // Hyper-parameters come as doubles and are rounded to T inside, as NumPy does with Python
-  // floats (1 - beta_1 is taken in double first, as in the reference).
-  double (*sgd_step)(index_t n, index_t n_l2, T* p, const T* g, T* velocity, double lr,
-                     double momentum, bool nesterov, double l2, double* partials) = nullptr;
-  double (*adam_step)(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double lr_t,
-                      double beta_1, double beta_2, double epsilon, double l2,
-                      double* partials) = nullptr;
-  // The same steps for one layer's weights W (fan_in x fan_out, row-major) of a SMALL batch
-  // (m rows, 1 to kOuterMaxRows), with the gradient formed on the fly,
-  //   g = (A^T dZ) / m_eff + l2 W,   A: m x fan_in (lda), dZ: m x fan_out (lddz),
-  // so the weights' gradient never goes through memory (the pass is bound by memory traffic
-  // at these sizes). Returns sum(W^2) before the update when want_sum_sq (else 0); partials:
-  // reduce_blocks(fan_in * fan_out) doubles of scratch.
-  double (*sgd_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
-                           const T* dz, index_t lddz, T m_eff, T* W, T* velocity, double lr,
-                           double momentum, bool nesterov, double l2, bool want_sum_sq,
-                           double* partials) = nullptr;
-  double (*adam_step_outer)(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
-                            const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
-                            double beta_1, double beta_2, double epsilon, double l2,
-                            bool want_sum_sq, double* partials) = nullptr;
+  // The solvers' steps, one entry per solver of optimizers.h (solver[int(Solver::name)]).
+  OptimizerKernels<T> solver[kNumSolvers];
   // sum(x^2) in double, in reduce_blocks(n) fixed blocks (partials: scratch of that many).
   double (*sum_squares)(index_t n, const T* x, double* partials) = nullptr;
   // y += alpha * x.
@@ -103,9 +107,16 @@ struct KernelTable {
 
 // Implemented in dispatch.cpp.
 const KernelTable& active_kernels();
-template <typename T> inline const KernelSet<T>& kernels();
-template <> inline const KernelSet<float>& kernels<float>() { return active_kernels().f32; }
-template <> inline const KernelSet<double>& kernels<double>() { return active_kernels().f64; }
+template <typename T>
+inline const KernelSet<T>& kernels();
+template <>
+inline const KernelSet<float>& kernels<float>() {
+  return active_kernels().f32;
+}
+template <>
+inline const KernelSet<double>& kernels<double>() {
+  return active_kernels().f64;
+}
 
 const char* active_isa();
 // Names of the levels this build has and this CPU can run, best last.
@@ -121,10 +132,10 @@ int max_threads();
 }  // namespace mlpfast
 
 // Declarations of the per-ISA register functions. MLPFAST_ISA_NS is defined per object.
-#define MLPFAST_DECLARE_ISA(ns)                                                   \
-  namespace mlpfast {                                                             \
-  namespace ns {                                                                  \
-  void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64);              \
-  void register_vector(KernelSet<float>& f32, KernelSet<double>& f64);            \
-  }                                                                               \
+#define MLPFAST_DECLARE_ISA(ns)                                        \
+  namespace mlpfast {                                                  \
+  namespace ns {                                                       \
+  void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64);   \
+  void register_vector(KernelSet<float>& f32, KernelSet<double>& f64); \
+  }                                                                    \
   }

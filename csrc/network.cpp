@@ -9,12 +9,13 @@
 //              db_l = sum_rows(dZ_l) / m           column_sum
 //              dA_(l-1) = dZ_l W_l^T               gemm NT (skipped for the input layer)
 //              dZ_(l-1) = dA_(l-1) * g'(A_(l-1))   act_backward / prelu_backward, in place
-//   update     one fused optimizer pass over the flat buffer (optimizers.h), which also adds
+//   update     one fused optimizer pass over the flat buffer (the solver's update in
+//              optimizers.h, through OptimizerKernels::step), which also adds
 //              the L2 term alpha W / m to the weights' gradient and returns ||W||^2 for the
 //              batch's loss, so the penalty costs no pass of its own.
 //   batches of 1 or 2 rows (kOuterMaxRows): no dW GEMM; each layer's weights are stepped as
 //              soon as dA_(l-1) has been taken from them, with dW formed on the fly in
-//              L1-sized chunks (sgd_step_outer / adam_step_outer); then biases and slopes.
+//              L1-sized chunks (OptimizerKernels::step_outer); then biases and slopes.
 // m is the batch's row count, or the sum of its sample weights.
 //
 // Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
@@ -141,8 +142,8 @@ struct BatchBuffers {
 // Z_l = A_(l-1) W_l + b_l and A_l = g(Z_l) for every layer; the output layer's Z goes to z_out
 // (leading dimension ldo) without its activation (the loss or output_forward applies it).
 template <typename T>
-void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m,
-                   const T* x, index_t ldx, const BatchBuffers<T>& buf, T* z_out, index_t ldo) {
+void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m, const T* x,
+                   index_t ldx, const BatchBuffers<T>& buf, T* z_out, index_t ldo) {
   const KernelSet<T>& k = kernels<T>();
   const int L = net.n_layers;
   const T* in = x;
@@ -155,12 +156,12 @@ void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index
       k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), z_out, ldo, b,
              Activation::identity);
     } else if (net.act == Activation::prelu) {
-      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.z[l],
-             fan_out, b, Activation::identity);
+      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.z[l], fan_out,
+             b, Activation::identity);
       k.prelu_forward(m, fan_out, buf.z[l], fan_out, params + lay.s[l], buf.a[l], fan_out);
     } else {
-      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.a[l],
-             fan_out, b, net.act);
+      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.a[l], fan_out,
+             b, net.act);
     }
     if (l < L - 1) {
       in = buf.a[l];
@@ -179,8 +180,8 @@ struct NoWeightUpdate {
 };
 
 template <typename T, typename UpdateWeights = NoWeightUpdate>
-void backward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m,
-                    const T* x, index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad,
+void backward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m, const T* x,
+                    index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad,
                     const UpdateWeights* update_weights = nullptr) {
   const KernelSet<T>& k = kernels<T>();
   const int L = net.n_layers;
@@ -196,8 +197,8 @@ void backward_batch(const NetSpec& net, const Layout& lay, const T* params, inde
              grad + lay.w[l], fan_out, nullptr, Activation::identity);
     k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
     if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
-      k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out,
-             T(0), other, fan_in, nullptr, Activation::identity);
+      k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out, T(0),
+             other, fan_in, nullptr, Activation::identity);
     if (update_weights) (*update_weights)(l, a_prev, ld_prev, dz);
     if (l == 0) break;
     // dZ_(l-1) = dA_(l-1) * g'(.) in place
@@ -216,8 +217,7 @@ void backward_batch(const NetSpec& net, const Layout& lay, const T* params, inde
 // Copies rows idx[0..m) of the strided matrix src into dst (m x src.cols, row-major); idx null
 // means rows first..first+m.
 template <typename T>
-void gather_rows(const Strided<T>& src, const std::int64_t* idx, index_t first, index_t m,
-                 T* dst) {
+void gather_rows(const Strided<T>& src, const std::int64_t* idx, index_t first, index_t m, T* dst) {
   const index_t n = src.cols;
   for (index_t r = 0; r < m; ++r) {
     const index_t i = idx ? index_t(idx[r]) : first + r;
@@ -339,8 +339,8 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   }
 
   forward_batch(net, lay, params, m, x, ldx, buf, buf.z_out, n_out);
-  const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, y, ldy, w,
-                                         buf.d[0], n_out, row_loss);
+  const double data =
+      k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, y, ldy, w, buf.d[0], n_out, row_loss);
   backward_batch(net, lay, params, m, x, ldx, buf, T(m_eff), grad);
   double loss = data / m_eff;
   if (alpha != 0.0) {
@@ -351,23 +351,27 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   return loss;
 }
 
-template <typename T>
-double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
-                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
-                   index_t batch_size, TrainOptions& opts) {
+namespace {
+
+// One epoch with the solver Opt: the batches, each stepped by Opt's kernels (`opt`) with the
+// Step its schedule gives.
+template <typename T, typename Opt>
+double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, Strided<T> Y,
+                        const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                        index_t batch_size, TrainOptions& opts, const OptimizerKernels<T>& opt) {
   const Layout lay(net);
   const KernelSet<T>& k = kernels<T>();
   const index_t n_in = net.units[0], n_out = net.units[net.n_layers];
   const index_t rows = batch_size < n_order ? batch_size : n_order;
-  const index_t np = lay.n_params;
+  const index_t np = lay.n_params, nw = lay.n_weights;
 
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, rows, true);
-  arena.reserve<T>(rows * n_in);   // gathered X rows
-  arena.reserve<T>(rows * n_out);  // gathered Y rows
-  arena.reserve<T>(rows);          // gathered sample weights
-  arena.reserve<T>(np);            // gradient
+  arena.reserve<T>(rows * n_in);                 // gathered X rows
+  arena.reserve<T>(rows * n_out);                // gathered Y rows
+  arena.reserve<T>(rows);                        // gathered sample weights
+  arena.reserve<T>(np);                          // gradient
   const index_t n_partials = reduce_blocks(np);  // >= any layer's reduce_blocks(fan_in * fan_out)
   arena.reserve<double>(rows);
   arena.reserve<double>(n_partials);
@@ -380,10 +384,6 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
   double* row_loss = arena.take<double>(rows);
   double* partials = arena.take<double>(n_partials);
   const bool want_sum_sq = opts.alpha != 0.0;
-  const bool sgd = opts.solver == Solver::sgd;
-  const index_t nw = lay.n_weights;
-  T* velocity = opt_state;                              // sgd
-  T* m1 = opt_state, *m2 = opt_state + np;              // adam
 
   double accumulated = 0.0;
   for (index_t start = 0; start < n_order; start += rows) {
@@ -400,13 +400,7 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
       }
     }
     const double l2 = opts.alpha / m_eff;
-    double lr_t = 0.0;
-    if (!sgd) {
-      opts.t += 1;
-      const double t = double(opts.t);
-      lr_t = opts.learning_rate * std::sqrt(1.0 - std::pow(opts.beta_2, t)) /
-             (1.0 - std::pow(opts.beta_1, t));
-    }
+    const typename Opt::Step step = Opt::schedule(opts);
 
     forward_batch(net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
@@ -417,29 +411,15 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
         const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
-        sum_sq += sgd ? k.sgd_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
-                                         T(m_eff), params + off, velocity + off,
-                                         opts.learning_rate, opts.momentum, opts.nesterov, l2,
-                                         want_sum_sq, partials)
-                      : k.adam_step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out,
-                                          T(m_eff), params + off, m1 + off, m2 + off, lr_t,
-                                          opts.beta_1, opts.beta_2, opts.epsilon, l2,
-                                          want_sum_sq, partials);
+        sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
+                                 params + off, state + off, np, &step, l2, want_sum_sq, partials);
       };
       backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad, &update_weights);
-      if (sgd)
-        k.sgd_step(np - nw, 0, params + nw, grad + nw, velocity + nw, opts.learning_rate,
-                   opts.momentum, opts.nesterov, 0.0, nullptr);
-      else
-        k.adam_step(np - nw, 0, params + nw, grad + nw, m1 + nw, m2 + nw, lr_t, opts.beta_1,
-                    opts.beta_2, opts.epsilon, 0.0, nullptr);
+      opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
       backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
-      double* p_sum = want_sum_sq ? partials : nullptr;
-      sum_sq = sgd ? k.sgd_step(np, nw, params, grad, velocity, opts.learning_rate,
-                                opts.momentum, opts.nesterov, l2, p_sum)
-                   : k.adam_step(np, nw, params, grad, m1, m2, lr_t, opts.beta_1, opts.beta_2,
-                                 opts.epsilon, l2, p_sum);
+      sum_sq =
+          opt.step(np, nw, params, grad, state, np, &step, l2, want_sum_sq ? partials : nullptr);
     }
     const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
     accumulated += batch_loss * double(m);
@@ -447,17 +427,30 @@ double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, St
   return accumulated / double(n_order);
 }
 
+}  // namespace
+
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts) {
+  const OptimizerKernels<T>& opt = kernels<T>().solver[int(opts.solver)];
+  return visit(opts.solver, [&](auto solver) {
+    return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride, order,
+                                                 n_order, batch_size, opts, opt);
+  });
+}
+
 template void forward<float>(const NetSpec&, const float*, Strided<float>, float*);
 template void forward<double>(const NetSpec&, const double*, Strided<double>, double*);
 template double loss_grad<float>(const NetSpec&, const float*, Strided<float>, Strided<float>,
                                  const float*, index_t, double, float*);
-template double loss_grad<double>(const NetSpec&, const double*, Strided<double>,
-                                  Strided<double>, const double*, index_t, double, double*);
-template double train_epoch<float>(const NetSpec&, float*, float*, Strided<float>,
-                                   Strided<float>, const float*, index_t, const std::int64_t*,
-                                   index_t, index_t, TrainOptions&);
+template double loss_grad<double>(const NetSpec&, const double*, Strided<double>, Strided<double>,
+                                  const double*, index_t, double, double*);
+template double train_epoch<float>(const NetSpec&, float*, float*, Strided<float>, Strided<float>,
+                                   const float*, index_t, const std::int64_t*, index_t, index_t,
+                                   TrainOptions&);
 template double train_epoch<double>(const NetSpec&, double*, double*, Strided<double>,
-                                    Strided<double>, const double*, index_t,
-                                    const std::int64_t*, index_t, index_t, TrainOptions&);
+                                    Strided<double>, const double*, index_t, const std::int64_t*,
+                                    index_t, index_t, TrainOptions&);
 
 }  // namespace mlpfast

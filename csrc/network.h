@@ -4,7 +4,7 @@
 // has checked every shape, dtype and value before calling; nothing here throws on bad input).
 // Parameters and optimizer state are flat buffers in scikit-learn's packing order:
 //   params = [W1, ..., WL, b1, ..., bL, s1, ..., s(L-1)]  (slopes only for prelu)
-//   sgd state = velocity (n_params), adam state = [m, v] (2 n_params)
+//   optimizer state = kStateBuffers buffers of n_params (sgd: velocity; adam: [m, v])
 // with W_l of shape (units[l-1], units[l]) row-major.
 //
 // Reference: Rumelhart, Hinton & Williams, "Learning representations by back-propagating
@@ -36,18 +36,6 @@ struct Strided {
   index_t rows, cols, rs, cs;
 };
 
-enum class Solver { sgd, adam };
-
-struct TrainOptions {
-  Solver solver = Solver::adam;
-  double alpha = 0.0;
-  double learning_rate = 1e-3;  // sgd: the current rate; adam: learning_rate_init
-  double momentum = 0.9;
-  bool nesterov = true;
-  double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8;
-  std::int64_t t = 0;  // Adam steps taken so far; updated
-};
-
 // out (X.rows x units[L], row-major) = the network's output for the rows of X. Works in chunks
 // of rows, so the workspace stays bounded whatever X.rows is.
 template <typename T>
@@ -61,7 +49,8 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
 
 // One epoch of mini-batch training over batches of `order` (n_order >= 1, entries in
 // [0, X.rows)), updating params and opt_state in place. Returns the epoch loss (the batch losses
-// weighted by batch length, over n_order); opts.t is advanced by the Adam steps taken.
+// weighted by batch length, over n_order); opts.t is advanced by the solver's schedule (Adam's
+// steps). TrainOptions: optimizers.h.
 template <typename T>
 double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
                    const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,

@@ -12,6 +12,7 @@
 //
 // Everything except register_vector has internal linkage (anonymous namespace).
 #include <cmath>
+#include <type_traits>
 
 #include "activations.h"
 #include "kernels.h"
@@ -34,42 +35,48 @@ constexpr index_t kParallelTranscendental = index_t(1) << 12;
 // Column sums are split among threads in blocks of this many columns.
 constexpr index_t kColumnBlock = 128;
 
-// --- activation derivatives ------------------------------------------------------------------
-
-template <typename T, Activation kAct>
-inline void act_backward_row(index_t n, const T* __restrict a, T* __restrict dz) {
-#pragma omp simd
-  for (index_t j = 0; j < n; ++j) dz[j] *= act_derivative(kAct, a[j]);
+// body(i) for i in [0, m): on the threads (static schedule) when `parallel`, else in order.
+// Each i must touch its own outputs only, so the results do not depend on the threads.
+template <typename Body>
+inline void for_rows(index_t m, bool parallel, const Body& body) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) body(i);
+  } else {
+    for (index_t i = 0; i < m; ++i) body(i);
+  }
 }
 
-template <typename T, Activation kAct>
-void act_backward_rows(index_t m, index_t n, const T* a, index_t lda, T* dz, index_t lddz) {
-  if (m * n >= kParallelElements) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < m; ++i) act_backward_row<T, kAct>(n, a + i * lda, dz + i * lddz);
-  } else {
-    for (index_t i = 0; i < m; ++i) act_backward_row<T, kAct>(n, a + i * lda, dz + i * lddz);
-  }
+// Columns [0, n) in blocks of kColumnBlock, body(j0, j1) per block, on the threads when
+// `parallel` (one call for all columns otherwise).
+template <typename Body>
+inline void for_column_blocks(index_t n, bool parallel, const Body& body) {
+  const index_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
+  if (!parallel || blocks <= 1) return body(index_t(0), n);
+  for_rows(blocks, true, [&](index_t b) {
+    const index_t j0 = b * kColumnBlock, j1 = j0 + kColumnBlock < n ? j0 + kColumnBlock : n;
+    body(j0, j1);
+  });
+}
+
+// --- activation derivatives ------------------------------------------------------------------
+
+template <typename T, typename A>
+inline void act_backward_row(index_t n, const T* __restrict a, T* __restrict dz) {
+#pragma omp simd
+  for (index_t j = 0; j < n; ++j) dz[j] *= A::derivative(a[j]);
 }
 
 template <typename T>
 void act_backward(Activation act, index_t m, index_t n, const T* a, index_t lda, T* dz,
                   index_t lddz) {
-  switch (act) {
-    case Activation::identity:
-    case Activation::prelu:  // network.cpp routes prelu to prelu_backward
-      return;
-    case Activation::logistic:
-      return act_backward_rows<T, Activation::logistic>(m, n, a, lda, dz, lddz);
-    case Activation::tanh:
-      return act_backward_rows<T, Activation::tanh>(m, n, a, lda, dz, lddz);
-    case Activation::relu:
-      return act_backward_rows<T, Activation::relu>(m, n, a, lda, dz, lddz);
-    case Activation::leaky_relu:
-      return act_backward_rows<T, Activation::leaky_relu>(m, n, a, lda, dz, lddz);
-    case Activation::softplus:
-      return act_backward_rows<T, Activation::softplus>(m, n, a, lda, dz, lddz);
-  }
+  visit(act, [&](auto tag) {
+    using A = decltype(tag);
+    // identity: g' = 1; prelu: network.cpp routes it to prelu_backward
+    if constexpr (!std::is_same_v<A, activations::identity> && !A::kPerUnitSlope)
+      for_rows(m, m * n >= kParallelElements,
+               [&](index_t i) { act_backward_row<T, A>(n, a + i * lda, dz + i * lddz); });
+  });
 }
 
 // --- PReLU (the slope is a per-unit parameter, so it is not a GEMM epilogue) -------------------
@@ -78,18 +85,14 @@ template <typename T>
 inline void prelu_forward_row(index_t n, const T* __restrict z, const T* __restrict slope,
                               T* __restrict a) {
 #pragma omp simd
-  for (index_t j = 0; j < n; ++j) a[j] = prelu_forward(z[j], slope[j]);
+  for (index_t j = 0; j < n; ++j) a[j] = activations::prelu::forward(z[j], slope[j]);
 }
 
 template <typename T>
 void prelu_forward_rows(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* a,
                         index_t lda) {
-  if (m * n >= kParallelElements) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < m; ++i) prelu_forward_row(n, z + i * ldz, slope, a + i * lda);
-  } else {
-    for (index_t i = 0; i < m; ++i) prelu_forward_row(n, z + i * ldz, slope, a + i * lda);
-  }
+  for_rows(m, m * n >= kParallelElements,
+           [&](index_t i) { prelu_forward_row(n, z + i * ldz, slope, a + i * lda); });
 }
 
 // Columns [j0, j1): dslope[j] = sum_i da[i,j] min(z[i,j], 0) / m_eff (rows in order), then
@@ -105,7 +108,7 @@ void prelu_backward_columns(index_t j0, index_t j1, index_t m, const T* z, index
     for (index_t j = j0; j < j1; ++j) {
       const T zij = zi[j];
       dslope[j] += dai[j] * (zij < T(0) ? zij : T(0));
-      dai[j] *= prelu_derivative(zij, slope[j]);
+      dai[j] *= activations::prelu::derivative(zij, slope[j]);
     }
   }
   for (index_t j = j0; j < j1; ++j) dslope[j] /= m_eff;
@@ -114,16 +117,9 @@ void prelu_backward_columns(index_t j0, index_t j1, index_t m, const T* z, index
 template <typename T>
 void prelu_backward(index_t m, index_t n, const T* z, index_t ldz, const T* slope, T* da,
                     index_t ldda, T* dslope, T m_eff) {
-  const index_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
-  if (m * n >= kParallelElements && blocks > 1) {
-#pragma omp parallel for schedule(static)
-    for (index_t b = 0; b < blocks; ++b) {
-      const index_t j0 = b * kColumnBlock, j1 = j0 + kColumnBlock < n ? j0 + kColumnBlock : n;
-      prelu_backward_columns(j0, j1, m, z, ldz, slope, da, ldda, dslope, m_eff);
-    }
-  } else {
-    prelu_backward_columns(index_t(0), n, m, z, ldz, slope, da, ldda, dslope, m_eff);
-  }
+  for_column_blocks(n, m * n >= kParallelElements, [&](index_t j0, index_t j1) {
+    prelu_backward_columns(j0, j1, m, z, ldz, slope, da, ldda, dslope, m_eff);
+  });
 }
 
 // --- column sums (intercept gradients) -------------------------------------------------------
@@ -142,16 +138,9 @@ void column_sum_columns(index_t j0, index_t j1, index_t m, const T* dz, index_t 
 
 template <typename T>
 void column_sum(index_t m, index_t n, const T* dz, index_t lddz, T* db, T m_eff) {
-  const index_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
-  if (m * n >= kParallelElements && blocks > 1) {
-#pragma omp parallel for schedule(static)
-    for (index_t b = 0; b < blocks; ++b) {
-      const index_t j0 = b * kColumnBlock, j1 = j0 + kColumnBlock < n ? j0 + kColumnBlock : n;
-      column_sum_columns(j0, j1, m, dz, lddz, db, m_eff);
-    }
-  } else {
-    column_sum_columns(index_t(0), n, m, dz, lddz, db, m_eff);
-  }
+  for_column_blocks(n, m * n >= kParallelElements, [&](index_t j0, index_t j1) {
+    column_sum_columns(j0, j1, m, dz, lddz, db, m_eff);
+  });
 }
 
 // --- output layer ----------------------------------------------------------------------------
@@ -159,46 +148,25 @@ void column_sum(index_t m, index_t n, const T* dz, index_t lddz, T* db, T m_eff)
 template <typename T>
 void output_forward(Output out, index_t m, index_t n, T* z, index_t ldz) {
   if (out == Output::identity) return;
-  if (m * n >= kParallelTranscendental) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < m; ++i) output_forward_row(out, n, z + i * ldz);
-  } else {
-    for (index_t i = 0; i < m; ++i) output_forward_row(out, n, z + i * ldz);
-  }
-}
-
-template <typename T>
-inline double output_loss_grad_row(Output out, index_t n, const T* z, const T* y, T w, T* dz,
-                                   const LogProbClip<T>& clip) {
-  switch (out) {
-    case Output::identity: return squared_error_row(n, z, y, w, dz);
-    case Output::logistic: return binary_cross_entropy_row(n, z, y, w, dz, clip);
-    case Output::softmax: return categorical_cross_entropy_row(n, z, y, w, dz, clip);
-    case Output::exp: return poisson_row(n, z, y, w, dz);
-  }
-  return 0.0;
+  visit(out, [&](auto tag) {
+    using O = decltype(tag);
+    for_rows(m, m * n >= kParallelTranscendental,
+             [&](index_t i) { O::forward_row(n, z + i * ldz); });
+  });
 }
 
 template <typename T>
 double output_loss_grad(Output out, index_t m, index_t n, const T* z, index_t ldz, const T* y,
                         index_t ldy, const T* sw, T* dz, index_t lddz, double* row_loss) {
   const LogProbClip<T> clip;
-  if (m * n >= kParallelTranscendental) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < m; ++i) {
+  visit(out, [&](auto tag) {
+    using O = decltype(tag);
+    for_rows(m, m * n >= kParallelTranscendental, [&](index_t i) {
       const T w = sw ? sw[i] : T(1);
       row_loss[i] =
-          double(w) * output_loss_grad_row(out, n, z + i * ldz, y + i * ldy, w, dz + i * lddz,
-                                           clip);
-    }
-  } else {
-    for (index_t i = 0; i < m; ++i) {
-      const T w = sw ? sw[i] : T(1);
-      row_loss[i] =
-          double(w) * output_loss_grad_row(out, n, z + i * ldz, y + i * ldy, w, dz + i * lddz,
-                                           clip);
-    }
-  }
+          double(w) * O::loss_grad_row(n, z + i * ldz, y + i * ldy, w, dz + i * lddz, clip);
+    });
+  });
   double total = 0.0;  // in row order, whatever the threads did
   for (index_t i = 0; i < m; ++i) total += row_loss[i];
   return total;
@@ -206,66 +174,53 @@ double output_loss_grad(Output out, index_t m, index_t n, const T* z, index_t ld
 
 // --- optimizers over the flat buffer, in fixed blocks ------------------------------------------
 
-// Runs step(lo, hi, with_l2) over block b of [0, n), cut at n_l2 (weights before, the rest
-// after); returns the block's sum of squares of the weights (0 when !want_sum).
-template <typename Step>
-inline double flat_block(index_t b, index_t n, index_t n_l2, const Step& step) {
-  const index_t lo = b * kReduceBlock;
-  const index_t hi = lo + kReduceBlock < n ? lo + kReduceBlock : n;
-  const index_t mid = n_l2 < lo ? lo : (n_l2 > hi ? hi : n_l2);
-  double s = 0.0;
-  if (lo < mid) s = step(lo, mid, true);
-  if (mid < hi) step(mid, hi, false);
-  return s;
-}
-
-template <typename Step>
-inline double flat_blocks(index_t n, index_t n_l2, double* partials, const Step& step) {
+// block(b) for the kReduceBlock blocks b of [0, n) (on the threads for large n), each returning
+// its sum; stores the sums in partials and returns their total in block order (0 without
+// partials).
+template <typename Block>
+inline double reduce_over_blocks(index_t n, double* partials, const Block& block) {
   const index_t blocks = reduce_blocks(n);
-  if (n >= kParallelParams && blocks > 1) {
-#pragma omp parallel for schedule(static)
-    for (index_t b = 0; b < blocks; ++b) {
-      const double s = flat_block(b, n, n_l2, step);
-      if (partials) partials[b] = s;
-    }
-  } else {
-    for (index_t b = 0; b < blocks; ++b) {
-      const double s = flat_block(b, n, n_l2, step);
-      if (partials) partials[b] = s;
-    }
-  }
+  for_rows(blocks, n >= kParallelParams && blocks > 1, [&](index_t b) {
+    const double s = block(b);
+    if (partials) partials[b] = s;
+  });
   double total = 0.0;
   if (partials)
     for (index_t b = 0; b < blocks; ++b) total += partials[b];
   return total;
 }
 
-template <typename T>
-double sgd_step(index_t n, index_t n_l2, T* p, const T* g, T* vel, double lr, double momentum,
-                bool nesterov, double l2, double* partials) {
-  const SgdCoeffs<T> c{T(lr), T(momentum), T(l2)};
-  const bool with_l2 = l2 != 0.0 || partials;
-  auto step = [&](index_t lo, index_t hi, bool weights) -> double {
-    if (weights && with_l2)
-      return nesterov ? sgd_range<T, true, true>(lo, hi, p, g, vel, c)
-                      : sgd_range<T, false, true>(lo, hi, p, g, vel, c);
-    return nesterov ? sgd_range<T, true, false>(lo, hi, p, g, vel, c)
-                    : sgd_range<T, false, false>(lo, hi, p, g, vel, c);
-  };
-  return flat_blocks(n, n_l2, partials, step);
+// Runs step(lo, hi, with_l2) over each block of [0, n), cut at n_l2 (weights before, the rest
+// after); returns the sum of the blocks' sums of squares of the weights (0 without partials).
+template <typename Step>
+inline double flat_blocks(index_t n, index_t n_l2, double* partials, const Step& step) {
+  return reduce_over_blocks(n, partials, [&](index_t b) {
+    const index_t lo = b * kReduceBlock;
+    const index_t hi = lo + kReduceBlock < n ? lo + kReduceBlock : n;
+    const index_t mid = n_l2 < lo ? lo : (n_l2 > hi ? hi : n_l2);
+    double s = 0.0;
+    if (lo < mid) s = step(lo, mid, true);
+    if (mid < hi) step(mid, hi, false);
+    return s;
+  });
 }
 
-template <typename T>
-double adam_step(index_t n, index_t n_l2, T* p, const T* g, T* m, T* v, double lr_t,
-                 double beta_1, double beta_2, double epsilon, double l2, double* partials) {
-  const AdamCoeffs<T> c{T(lr_t), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
-                        T(epsilon), T(l2)};
+// Opt::update over p[lo, hi) with the L2 term (and the sum of squares) or without.
+template <typename T, typename Opt>
+inline double update(bool with_l2, index_t lo, index_t hi, T* p, const T* g, T* state,
+                     index_t ld_state, const typename Opt::template Coeffs<T>& c) {
+  if (with_l2) return Opt::template update<T, true>(lo, hi, p, g, state, ld_state, c);
+  return Opt::template update<T, false>(lo, hi, p, g, state, ld_state, c);
+}
+
+template <typename T, typename Opt>
+double flat_step(index_t n, index_t n_l2, T* p, const T* g, T* state, index_t ld_state,
+                 const void* step, double l2, double* partials) {
+  const typename Opt::template Coeffs<T> c(*static_cast<const typename Opt::Step*>(step), l2);
   const bool with_l2 = l2 != 0.0 || partials;
-  auto step = [&](index_t lo, index_t hi, bool weights) -> double {
-    if (weights && with_l2) return adam_range<T, true>(lo, hi, p, g, m, v, c);
-    return adam_range<T, false>(lo, hi, p, g, m, v, c);
-  };
-  return flat_blocks(n, n_l2, partials, step);
+  return flat_blocks(n, n_l2, partials, [&](index_t lo, index_t hi, bool weights) -> double {
+    return update<T, Opt>(weights && with_l2, lo, hi, p, g, state, ld_state, c);
+  });
 }
 
 // Small-batch weight steps: W, flattened, is walked in the fixed kReduceBlock blocks of the flat
@@ -280,9 +235,8 @@ template <typename T, typename Step>
 double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
                     const T* dz, index_t lddz, T m_eff, double* partials, const Step& step) {
   const index_t n = fan_in * fan_out;
-  const index_t blocks = reduce_blocks(n);
   const T inv_m = T(1) / m_eff;  // as the GEMM path's alpha = 1 / m_eff
-  auto block = [&](index_t b) -> double {
+  return reduce_over_blocks(n, partials, [&](index_t b) -> double {
     T g[kOuterChunk];
     double s = 0.0;
     const index_t hi = (b + 1) * kReduceBlock < n ? (b + 1) * kReduceBlock : n;
@@ -311,51 +265,20 @@ double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, inde
       s += step(c0, c1 - c0, g);
     }
     return s;
-  };
-  if (n >= kParallelParams && blocks > 1) {
-#pragma omp parallel for schedule(static)
-    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
-  } else {
-    for (index_t b = 0; b < blocks; ++b) partials[b] = block(b);
-  }
-  double total = 0.0;
-  for (index_t b = 0; b < blocks; ++b) total += partials[b];
-  return total;
+  });
 }
 
-template <typename T>
-double sgd_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
-                      const T* dz, index_t lddz, T m_eff, T* W, T* vel, double lr,
-                      double momentum, bool nesterov, double l2, bool want_sum_sq,
-                      double* partials) {
-  const SgdCoeffs<T> c{T(lr), T(momentum), T(l2)};
+template <typename T, typename Opt>
+double outer_step(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda, const T* dz,
+                  index_t lddz, T m_eff, T* W, T* state, index_t ld_state, const void* step,
+                  double l2, bool want_sum_sq, double* partials) {
+  const typename Opt::template Coeffs<T> c(*static_cast<const typename Opt::Step*>(step), l2);
   const bool with_l2 = l2 != 0.0 || want_sum_sq;
-  auto step = [&](index_t off, index_t len, const T* g) -> double {
-    T* p = W + off;
-    T* v = vel + off;
-    if (with_l2)
-      return nesterov ? sgd_range<T, true, true>(0, len, p, g, v, c)
-                      : sgd_range<T, false, true>(0, len, p, g, v, c);
-    return nesterov ? sgd_range<T, true, false>(0, len, p, g, v, c)
-                    : sgd_range<T, false, false>(0, len, p, g, v, c);
-  };
-  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
-  return want_sum_sq ? s : 0.0;
-}
-
-template <typename T>
-double adam_step_outer(index_t fan_in, index_t fan_out, index_t m, const T* a, index_t lda,
-                       const T* dz, index_t lddz, T m_eff, T* W, T* m1, T* m2, double lr_t,
-                       double beta_1, double beta_2, double epsilon, double l2, bool want_sum_sq,
-                       double* partials) {
-  const AdamCoeffs<T> c{T(lr_t), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
-                        T(epsilon), T(l2)};
-  const bool with_l2 = l2 != 0.0 || want_sum_sq;
-  auto step = [&](index_t off, index_t len, const T* g) -> double {
-    if (with_l2) return adam_range<T, true>(0, len, W + off, g, m1 + off, m2 + off, c);
-    return adam_range<T, false>(0, len, W + off, g, m1 + off, m2 + off, c);
-  };
-  const double s = outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials, step);
+  const double s =
+      outer_blocks(fan_in, fan_out, m, a, lda, dz, lddz, m_eff, partials,
+                   [&](index_t off, index_t len, const T* g) -> double {
+                     return update<T, Opt>(with_l2, 0, len, W + off, g, state + off, ld_state, c);
+                   });
   return want_sum_sq ? s : 0.0;
 }
 
@@ -417,10 +340,10 @@ void fill(KernelSet<T>& k) {
   k.column_sum = &column_sum<T>;
   k.output_forward = &output_forward<T>;
   k.output_loss_grad = &output_loss_grad<T>;
-  k.sgd_step = &sgd_step<T>;
-  k.adam_step = &adam_step<T>;
-  k.sgd_step_outer = &sgd_step_outer<T>;
-  k.adam_step_outer = &adam_step_outer<T>;
+#define MLPFAST_SOLVER_KERNELS(name) \
+  k.solver[int(Solver::name)] = {&flat_step<T, solvers::name>, &outer_step<T, solvers::name>};
+  MLPFAST_SOLVERS(MLPFAST_SOLVER_KERNELS)
+#undef MLPFAST_SOLVER_KERNELS
   k.sum_squares = &sum_squares<T>;
   k.axpy = &axpy<T>;
   k.all_finite = &all_finite<T>;
