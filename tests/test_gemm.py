@@ -77,9 +77,22 @@ def check(result, expected, bound):
 # Shapes that are not multiples of any tile (MR 4..8, NR 6..48) or block (KC 256, MC 96..192),
 # plus the batch-size-1 shapes of the MLP and the small-path boundaries.
 SHAPES = [
-    (1, 1, 1), (2, 3, 5), (1, 784, 100), (1, 100, 10), (784, 1, 100), (100, 1, 10),
-    (1, 10, 100), (4, 33, 49), (5, 4, 50), (5, 5, 5), (9, 17, 47), (13, 257, 97),
-    (97, 513, 49), (200, 300, 1), (193, 31, 130), (8, 256, 48),
+    (1, 1, 1),
+    (2, 3, 5),
+    (1, 784, 100),
+    (1, 100, 10),
+    (784, 1, 100),
+    (100, 1, 10),
+    (1, 10, 100),
+    (4, 33, 49),
+    (5, 4, 50),
+    (5, 5, 5),
+    (9, 17, 47),
+    (13, 257, 97),
+    (97, 513, 49),
+    (200, 300, 1),
+    (193, 31, 130),
+    (8, 256, 48),
 ]
 
 
@@ -97,8 +110,11 @@ def test_forms_match_numpy(isa, shape, form, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("act", EPILOGUES)
-@pytest.mark.parametrize("shape", [(1, 784, 100), (784, 1, 100), (37, 300, 61), (130, 70, 200)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 784, 100), (784, 1, 100), (37, 300, 61), (130, 70, 200)],
+    ids=lambda s: "x".join(map(str, s)),
+)
 def test_bias_and_activation_epilogue(isa, shape, act, dtype):
     m, k, n = shape
     rng = np.random.default_rng(7)
@@ -111,8 +127,11 @@ def test_bias_and_activation_epilogue(isa, shape, act, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0), (2.0, 0.25)])
-@pytest.mark.parametrize("shape", [(1, 50, 30), (3, 2, 70), (50, 600, 75), (300, 200, 130)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 50, 30), (3, 2, 70), (50, 600, 75), (300, 200, 130)],
+    ids=lambda s: "x".join(map(str, s)),
+)
 def test_alpha_beta(isa, shape, alpha, beta, dtype):
     m, k, n = shape
     rng = np.random.default_rng(11)
@@ -123,8 +142,17 @@ def test_alpha_beta(isa, shape, alpha, beta, dtype):
         out = c.copy()
         if beta == 0.0:
             out[...] = np.nan  # beta == 0: C is write-only, NaNs there must not leak
-        got = core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias, out=out,
-                        alpha=alpha, beta=beta, activation="tanh")
+        got = core.gemm(
+            a,
+            b,
+            trans_a=form[0],
+            trans_b=form[1],
+            bias=bias,
+            out=out,
+            alpha=alpha,
+            beta=beta,
+            activation="tanh",
+        )
         assert got is out
         check(out, *reference(a, b, *form, alpha, beta, c, bias, "tanh"))
 
@@ -140,8 +168,14 @@ def test_empty_and_k_zero(isa, dtype):
         c = rng.standard_normal((m, n)).astype(dtype)
         bias = rng.standard_normal(n).astype(dtype)
         out = c.copy()
-        core.gemm(np.ones((m, 0), dtype), np.ones((0, n), dtype), out=out, beta=0.5, bias=bias,
-                  activation="relu")
+        core.gemm(
+            np.ones((m, 0), dtype),
+            np.ones((0, n), dtype),
+            out=out,
+            beta=0.5,
+            bias=bias,
+            activation="relu",
+        )
         np.testing.assert_array_equal(out, np.maximum(dtype(0.5) * c + bias, 0))
         out[...] = np.nan
         core.gemm(np.ones((m, 0), dtype), np.ones((0, n), dtype), out=out, bias=bias)
@@ -165,17 +199,24 @@ def test_small_path_every_width(isa, dtype):
                 c = rng.standard_normal((m, n)).astype(dtype)
                 bias = rng.standard_normal(n).astype(dtype)
                 out = c.copy()
-                core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias, out=out,
-                          alpha=-0.5, beta=1.5)
+                core.gemm(
+                    a, b, trans_a=form[0], trans_b=form[1], bias=bias, out=out, alpha=-0.5, beta=1.5
+                )
                 check(out, *reference(a, b, *form, -0.5, 1.5, c, bias))
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    m=st.integers(0, 70), k=st.integers(0, 300), n=st.integers(0, 110),
-    form=st.sampled_from(FORMS), dtype=st.sampled_from(DTYPES),
-    beta=st.sampled_from([0.0, 1.0, -0.5]), use_bias=st.booleans(),
-    act=st.sampled_from(EPILOGUES), isa_name=st.sampled_from(ISAS), seed=st.integers(0, 2**31),
+    m=st.integers(0, 70),
+    k=st.integers(0, 300),
+    n=st.integers(0, 110),
+    form=st.sampled_from(FORMS),
+    dtype=st.sampled_from(DTYPES),
+    beta=st.sampled_from([0.0, 1.0, -0.5]),
+    use_bias=st.booleans(),
+    act=st.sampled_from(EPILOGUES),
+    isa_name=st.sampled_from(ISAS),
+    seed=st.integers(0, 2**31),
 )
 def test_property_random_shapes(m, k, n, form, dtype, beta, use_bias, act, isa_name, seed):
     rng = np.random.default_rng(seed)
@@ -186,8 +227,17 @@ def test_property_random_shapes(m, k, n, form, dtype, beta, use_bias, act, isa_n
     before = core.isa()
     core.set_isa(isa_name)
     try:
-        core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias, activation=act, out=out,
-                  alpha=0.75, beta=beta)
+        core.gemm(
+            a,
+            b,
+            trans_a=form[0],
+            trans_b=form[1],
+            bias=bias,
+            activation=act,
+            out=out,
+            alpha=0.75,
+            beta=beta,
+        )
     finally:
         core.set_isa(before)
     check(out, *reference(a, b, *form, 0.75, beta, c, bias, act))
@@ -199,7 +249,7 @@ def test_strided_and_transposed_views(isa, dtype):
     a0 = rng.standard_normal((60, 90)).astype(dtype)
     b0 = rng.standard_normal((90, 70)).astype(dtype)
     views_a = {
-        "F-order": np.asfortranarray(a0),                    # transposed buffer, no copy
+        "F-order": np.asfortranarray(a0),  # transposed buffer, no copy
         "row-step": rng.standard_normal((120, 90)).astype(dtype)[::2],  # lda = 2 * 90
         "col-slice": rng.standard_normal((60, 200)).astype(dtype)[:, 10:100],
         "col-step": rng.standard_normal((60, 180)).astype(dtype)[:, ::2],  # copied
@@ -207,7 +257,9 @@ def test_strided_and_transposed_views(isa, dtype):
         ".T of C": np.ascontiguousarray(a0.T).T,
     }
     views_b = {
-        "C": b0, "F-order": np.asfortranarray(b0), "slice": rng.standard_normal((90, 99)).astype(dtype)[:, 7:77],
+        "C": b0,
+        "F-order": np.asfortranarray(b0),
+        "slice": rng.standard_normal((90, 99)).astype(dtype)[:, 7:77],
         "reversed": b0[:, ::-1],
     }
     for a in views_a.values():
@@ -249,13 +301,15 @@ def test_bitwise_identical_for_threadpool_limits(isa, dtype):
             results = []
             for limit in (1, 2, None):
                 if limit is None:
-                    got = core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias,
-                                    activation="logistic")
+                    got = core.gemm(
+                        a, b, trans_a=form[0], trans_b=form[1], bias=bias, activation="logistic"
+                    )
                 else:
                     with threadpool_limits(limits=limit, user_api="openmp"):
                         assert core.max_threads() == limit
-                        got = core.gemm(a, b, trans_a=form[0], trans_b=form[1], bias=bias,
-                                        activation="logistic")
+                        got = core.gemm(
+                            a, b, trans_a=form[0], trans_b=form[1], bias=bias, activation="logistic"
+                        )
                 results.append(got)
             for r in results[1:]:
                 np.testing.assert_array_equal(r, results[0])
@@ -279,8 +333,9 @@ def test_bitwise_identical_wherever_an_element_falls(isa, dtype):
             ai = a[:, i0:] if ta else a[i0:]
             bj = b[j0:] if tb else b[:, j0:]
             part = c[i0:, j0:].copy()
-            core.gemm(ai, bj, trans_a=ta, trans_b=tb, bias=bias[j0:], out=part, alpha=alpha,
-                      beta=beta)
+            core.gemm(
+                ai, bj, trans_a=ta, trans_b=tb, bias=bias[j0:], out=part, alpha=alpha, beta=beta
+            )
             np.testing.assert_array_equal(part, full[i0:, j0:])
 
 
@@ -315,8 +370,9 @@ def test_bitwise_identical_for_omp_num_threads():
     for threads in ("1", "2", "16"):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
         env.pop("MLPFAST_ISA", None)
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr
         runs[threads] = json.loads(proc.stdout.strip().splitlines()[-1])
         assert runs[threads].pop("threads") == int(threads)
@@ -348,17 +404,22 @@ def test_concurrent_calls_from_python_threads():
 # ---------------------------------------------------------------------------------------------
 # ISA selection from the environment
 
+
 def _run_env(isa_name, code):
     env = dict(os.environ, MLPFAST_ISA=isa_name)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_env_selects_generic():
-    proc = _run_env("generic", "import mlpfast._core as c, numpy as np; "
-                               "a = np.arange(12.).reshape(3, 4); "
-                               "assert np.array_equal(c.gemm(a, a, trans_b=True), a @ a.T); "
-                               "print(c.isa())")
+    proc = _run_env(
+        "generic",
+        "import mlpfast._core as c, numpy as np; "
+        "a = np.arange(12.).reshape(3, 4); "
+        "assert np.array_equal(c.gemm(a, a, trans_b=True), a @ a.T); "
+        "print(c.isa())",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "generic"
 
@@ -377,6 +438,7 @@ def test_set_isa_rejects_unknown():
 
 # ---------------------------------------------------------------------------------------------
 # Bad input
+
 
 def test_bad_input_raises():
     a = np.ones((3, 4))
@@ -443,12 +505,16 @@ def _cmake_build_config():
     if not CMAKELISTS.exists():
         return [], [], {}
     text = re.sub(r"#[^\n]*", "", CMAKELISTS.read_text())  # comments out
+
     def cmake_set(var):
         m = re.search(r"set\(\s*" + var + r"\s+([^)]*)\)", text)
         assert m, f"CMakeLists.txt has no set({var} ...)"
         return m.group(1).split()
-    levels = {m.group(1): m.group(2).split()
-              for m in re.finditer(r"\bmlpfast_isa_level\(\s*(\w+)([^)]*)\)", text)}
+
+    levels = {
+        m.group(1): m.group(2).split()
+        for m in re.finditer(r"\bmlpfast_isa_level\(\s*(\w+)([^)]*)\)", text)
+    }
     return cmake_set("MLPFAST_COMMON_FLAGS"), cmake_set("MLPFAST_KERNEL_SOURCES"), levels
 
 
@@ -480,8 +546,18 @@ def test_kernel_objects_have_no_vague_symbols(tmp_path, level, source):
     obj = tmp_path / f"{level}.o"
     # The project's flags (CMakeLists.txt). At -O0, <cmath>'s inline float overloads
     # (std::exp(float), ...) used by activations.h become weak symbols as well.
-    cmd = [_compiler(), "-std=c++17", "-fopenmp", *COMMON_FLAGS, *ISA_FLAGS[level],
-           f"-DMLPFAST_ISA_NS={level}", "-c", str(ROOT / source), "-o", str(obj)]
+    cmd = [
+        _compiler(),
+        "-std=c++17",
+        "-fopenmp",
+        *COMMON_FLAGS,
+        *ISA_FLAGS[level],
+        f"-DMLPFAST_ISA_NS={level}",
+        "-c",
+        str(ROOT / source),
+        "-o",
+        str(obj),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 and "fopenmp" in proc.stderr:
         cmd.remove("-fopenmp")
@@ -507,11 +583,13 @@ def test_kernel_objects_have_no_vague_symbols(tmp_path, level, source):
 
 @pytest.mark.skipif(shutil.which("nm") is None, reason="needs nm")
 def test_extension_exports_no_kernel_symbols():
-    proc = subprocess.run(["nm", "-D", "-C", "--defined-only", core.__file__],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["nm", "-D", "-C", "--defined-only", core.__file__], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(proc.stderr)
     # register_* are the per-ISA objects' only external symbols (they are unique per level)
-    leaked = [ln for ln in proc.stdout.splitlines()
-              if "mlpfast::" in ln and "::register_" not in ln]
+    leaked = [
+        ln for ln in proc.stdout.splitlines() if "mlpfast::" in ln and "::register_" not in ln
+    ]
     assert not leaked, "\n".join(leaked)
