@@ -83,7 +83,7 @@ if [[ " $steps " == *" aarch64 "* ]]; then
   t1=$SECONDS
   echo "== self-check, aarch64-linux-gnu-g++ (generic), static, under qemu-aarch64, 2 threads"
   build_selfcheck aarch64-linux-gnu-g++ "$work/aarch64" "-static" -- "generic:"
-  file "$work/aarch64/selfcheck" | grep -q "ARM aarch64" || { echo "not an aarch64 binary"; exit 1; }
+  readelf -h "$work/aarch64/selfcheck" | grep -q "Machine:.*AArch64" || { echo "not an aarch64 binary"; exit 1; }
   OMP_NUM_THREADS=2 qemu-aarch64 "$work/aarch64/selfcheck" | tee "$work/aarch64.out"
   grep -q "1 ISA level(s) on this CPU, best generic" "$work/aarch64.out" \
     || { echo "dispatch did not choose the generic level on aarch64"; exit 1; }
