@@ -19,7 +19,7 @@ python3 -m venv "$work/venv"
 pipq() { python -m pip -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 pipq install --upgrade pip
 pipq install "scikit-learn==1.7.*" "pytest>=7" "hypothesis>=6" "threadpoolctl>=3"
-pipq install --no-deps "scikit-build-core>=0.10" "pybind11>=2.12"
+pipq install "scikit-build-core>=0.10" "pybind11>=2.12"
 python -m pip install -q --no-build-isolation ".[test]" > "$work/install.log" 2>&1 \
   || { cat "$work/install.log"; exit 1; }
 version=$(python -c "import sklearn; print(sklearn.__version__)")
