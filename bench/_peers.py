@@ -11,8 +11,9 @@ LECTURE_UNITS = (784, 500, 500, 10)  # the lecture's example network
 N_CLASSES = 10
 
 
-def synthetic_classification(n_samples, n_features=784, n_classes=N_CLASSES, dtype=np.float32,
-                             seed=0):
+def synthetic_classification(
+    n_samples, n_features=784, n_classes=N_CLASSES, dtype=np.float32, seed=0
+):
     """Gaussian blobs around random class centres: learnable, but not trivially."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_classes, n_features), dtype=np.float32)
@@ -38,6 +39,25 @@ def init_params(units, dtype=np.float32, seed=0):
         coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).ravel())
         intercepts.append(rng.uniform(-bound, bound, fan_out))
     return np.concatenate(coefs + intercepts).astype(dtype)
+
+
+def lecture_epoch(train_epoch, params, state, X, Y, order, batch_size, **hyper):
+    """One Adam epoch of the lecture's network (ReLU, softmax output, no sample weights) through
+    `train_epoch`: mlpfast._core's or mlpfast.reference's. Returns (loss, t)."""
+    return train_epoch(
+        params,
+        state,
+        LECTURE_UNITS,
+        "relu",
+        "softmax",
+        X,
+        Y,
+        None,
+        order,
+        batch_size,
+        solver="adam",
+        **hyper,
+    )
 
 
 def torch_available():

@@ -16,12 +16,12 @@ each there:  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest bench/ben
 import numpy as np
 import pytest
 
-from _peers import LECTURE_UNITS as LECTURE
-from _peers import init_params, one_hot, synthetic_classification
-
 from mlpfast import _core, reference
 
-ENGINES = {"core": _core.train_epoch, "numpy": reference.train_epoch}
+from _peers import LECTURE_UNITS as LECTURE
+from _peers import init_params, lecture_epoch, one_hot, synthetic_classification
+
+LIBRARIES = {"mlpfast": _core.train_epoch, "numpy": reference.train_epoch}
 
 
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
@@ -30,26 +30,27 @@ def lecture_data(request):
     return request.param, X, one_hot(y, dtype=request.param)
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, engine):
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
     dtype, X, Y = lecture_data
     params = init_params(LECTURE, dtype)
     state = np.zeros(2 * params.size, dtype)
     order = np.random.default_rng(1).permutation(len(X))
-    train = ENGINES[engine]
+    train = LIBRARIES[library]
     t = [0]
 
     def epoch():
-        _, t[0] = train(params, state, LECTURE, "relu", "softmax", X, Y, None, order, 100,
-                        solver="adam", alpha=1e-4, learning_rate=1e-3, t=t[0])
+        _, t[0] = lecture_epoch(
+            train, params, state, X, Y, order, 100, alpha=1e-4, learning_rate=1e-3, t=t[0]
+        )
 
     benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
-    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.extra_info.update(library=library, samples=len(X))
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
+@pytest.mark.parametrize("library", list(LIBRARIES))
+def test_epoch_784_100_10_sgd_batch1(benchmark, library):
     dtype = np.float32
     units = (784, 100, 10)
     X, y = synthetic_classification(3_000, dtype=dtype, seed=2)
@@ -57,13 +58,27 @@ def test_epoch_784_100_10_sgd_batch1(benchmark, engine):
     params = init_params(units, dtype)
     velocity = np.zeros(params.size, dtype)
     order = np.random.default_rng(3).permutation(len(X))
-    train = ENGINES[engine]
+    train = LIBRARIES[library]
 
     def epoch():
-        train(params, velocity, units, "relu", "softmax", X, Y, None, order, 1, solver="sgd",
-              alpha=1e-4, learning_rate=1e-3, momentum=0.9, nesterov=True)
+        train(
+            params,
+            velocity,
+            units,
+            "relu",
+            "softmax",
+            X,
+            Y,
+            None,
+            order,
+            1,
+            solver="sgd",
+            alpha=1e-4,
+            learning_rate=1e-3,
+            momentum=0.9,
+            nesterov=True,
+        )
 
     benchmark.group = "epoch 784-100-10 sgd batch 1 float32"
-    benchmark.extra_info.update(engine=engine, samples=len(X))
+    benchmark.extra_info.update(library=library, samples=len(X))
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["samples_per_s"] = len(X) / benchmark.stats.stats.median

@@ -2,10 +2,9 @@
 
 - lecture: the lecture's 784-500-500-10 ReLU network, Adam (lr 1e-3), batch 100, 20,000 samples
   of synthetic 10-class float32 data: seconds per training epoch (one ``partial_fit`` over the
-  data: shuffle, all batches, the between-epoch bookkeeping). Target: >= 4x scikit-learn and
-  faster than torch.
+  data: shuffle, all batches, the between-epoch bookkeeping).
 - batch1: plain SGD (no momentum, lr 0.01) with batch size 1 on 784-100-10, 2,000 samples:
-  samples per second, where per-step overhead decides. Target: >= 10x torch.
+  samples per second, where per-step overhead decides.
 
 All three do the same work: alpha=0 (torch's Adam/SGD have no L2 term here), float32, the
 library's default threads -- except torch at batch size 1, which runs on one thread (its fastest
@@ -14,7 +13,8 @@ torch is optional (skipped when absent). mlpfast runs on whatever backend mlpfas
 selected (MLPFAST_ENGINE=reference measures the NumPy reference).
 
 Run:  python -m pytest bench/bench_estimators.py --benchmark-group-by=group
-A ratio table (medians, same run) is printed at the end.
+A ratio table (medians, same run) is printed at the end; the last recorded numbers are in
+bench/results/report.md.
 """
 
 import warnings
@@ -24,9 +24,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 
-from _peers import TorchLoop, synthetic_classification, torch_available
-
 from mlpfast import MLPClassifier, _engine
+
+from _peers import TorchLoop, synthetic_classification, torch_available
 
 LIBRARIES = ["mlpfast", "sklearn", "torch"]
 _medians = {}  # group -> library -> median seconds
@@ -34,11 +34,21 @@ _medians = {}  # group -> library -> median seconds
 
 CASES = {
     "lecture": dict(
-        data=(20_000, 784, 10), hidden=(500, 500), solver="adam", lr=1e-3, batch=100, rounds=3,
+        data=(20_000, 784, 10),
+        hidden=(500, 500),
+        solver="adam",
+        lr=1e-3,
+        batch=100,
+        rounds=3,
         title="estimators: epoch of 784-500-500-10, Adam, batch 100, 20000 samples f32",
     ),
     "batch1": dict(
-        data=(2_000, 784, 10), hidden=(100,), solver="sgd", lr=0.01, batch=1, rounds=3,
+        data=(2_000, 784, 10),
+        hidden=(100,),
+        solver="sgd",
+        lr=0.01,
+        batch=1,
+        rounds=3,
         title="estimators: epoch of 784-100-10, plain SGD, batch 1, 2000 samples f32",
     ),
 }
@@ -68,8 +78,7 @@ def _epoch_sklearn_like(cls, case, X, y):
 
 def _epoch_torch(case, X, y):
     n_classes = int(y.max()) + 1
-    loop = TorchLoop((X.shape[1], *case["hidden"], n_classes), solver=case["solver"],
-                     lr=case["lr"])
+    loop = TorchLoop((X.shape[1], *case["hidden"], n_classes), solver=case["solver"], lr=case["lr"])
     Xt, yt = loop.tensors(X, y)
     batch = case["batch"]
     generator = loop.torch.Generator().manual_seed(0)
@@ -129,7 +138,7 @@ def test_epoch(benchmark, ratio_table, group, library):
             MLPClassifier if library == "mlpfast" else SklearnMLPClassifier, case, X, y
         )
     benchmark.group = case["title"]
-    benchmark.extra_info.update(samples=len(X), engine=_engine.BACKEND, library=library)
+    benchmark.extra_info.update(library=library, samples=len(X), mlpfast_backend=_engine.BACKEND)
     epoch()  # warm-up: first-touch allocations, thread pools
     benchmark.pedantic(epoch, rounds=case["rounds"], iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable

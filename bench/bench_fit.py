@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, TorchLoop, init_params, one_hot, synthetic_classification,
-                    torch_available)
 
 import mlpfast
 from mlpfast import reference
+
+import _peers as peers
 
 N_FIT, EPOCHS, N_PREDICT = 2000, 3, 20000
 LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]
@@ -18,13 +18,20 @@ LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = synthetic_classification(N_PREDICT, dtype=np.float32, seed=2)
+    X, y = peers.synthetic_classification(N_PREDICT, dtype=np.float32, seed=2)
     return X, y
 
 
 def _estimator(cls):
-    return cls(LECTURE_UNITS[1:-1], batch_size=100, learning_rate_init=1e-3, max_iter=EPOCHS,
-               tol=0.0, n_iter_no_change=EPOCHS + 1, random_state=0)
+    return cls(
+        peers.LECTURE_UNITS[1:-1],
+        batch_size=100,
+        learning_rate_init=1e-3,
+        max_iter=EPOCHS,
+        tol=0.0,
+        n_iter_no_change=EPOCHS + 1,
+        random_state=0,
+    )
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -43,26 +50,28 @@ def test_fit(benchmark, data, library):
                 warnings.simplefilter("ignore")
                 _estimator(cls).fit(X, y)
     elif library == "numpy":
-        Y = one_hot(y)
+        Y = peers.one_hot(y)
 
         def fit():
-            params = init_params(LECTURE_UNITS, np.float32)
+            params = peers.init_params(peers.LECTURE_UNITS, np.float32)
             state = np.zeros(2 * params.size, np.float32)
             rng, t = np.random.RandomState(0), 0
             for _ in range(EPOCHS):
                 order = rng.permutation(N_FIT)
-                _, t = reference.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", X,
-                                             Y, None, order, 100, solver="adam", t=t)
+                _, t = peers.lecture_epoch(
+                    reference.train_epoch, params, state, X, Y, order, 100, t=t
+                )
     else:
-        if not torch_available():
+        if not peers.torch_available():
             pytest.skip("PyTorch is not installed")
 
         def fit():
-            loop = TorchLoop()
+            loop = peers.TorchLoop()
             xt, yt = loop.tensors(X, y)
             g = loop.torch.Generator().manual_seed(0)
             for _ in range(EPOCHS):
                 loop.epoch(xt, yt, 100, loop.torch.randperm(N_FIT, generator=g))
+
     benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=0)
 
 
@@ -83,12 +92,12 @@ def test_predict_proba(benchmark, data, library):
             est.fit(X[small], y[small])
         run = lambda: est.predict_proba(X)  # noqa: E731
     elif library == "numpy":
-        params = init_params(LECTURE_UNITS, np.float32)
-        run = lambda: reference.forward(params, LECTURE_UNITS, "relu", "softmax", X)  # noqa: E731
+        params = peers.init_params(peers.LECTURE_UNITS, np.float32)
+        run = lambda: reference.forward(params, peers.LECTURE_UNITS, "relu", "softmax", X)  # noqa: E731
     else:
-        if not torch_available():
+        if not peers.torch_available():
             pytest.skip("PyTorch is not installed")
-        loop = TorchLoop()
+        loop = peers.TorchLoop()
         xt, _ = loop.tensors(X, y)
         run = lambda: loop.predict_proba(xt)  # noqa: E731
     run()

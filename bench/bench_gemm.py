@@ -14,12 +14,16 @@ import pytest
 
 import mlpfast._core as core
 
-SHAPES = [(100, 784, 500), (100, 500, 500), (256, 784, 500), (1024, 784, 500),
-          (2048, 2048, 2048)]
+SHAPES = [(100, 784, 500), (100, 500, 500), (256, 784, 500), (1024, 784, 500), (2048, 2048, 2048)]
 FORMS = ["NN", "TN", "NT"]
 # The MLP's products at batch size 1 (784-100-10): forward, dW and dA.
-BATCH1 = [("NN", (1, 784, 100)), ("NN", (1, 100, 10)), ("TN", (784, 1, 100)),
-          ("TN", (100, 1, 10)), ("NT", (1, 10, 100))]
+BATCH1 = [
+    ("NN", (1, 784, 100)),
+    ("NN", (1, 100, 10)),
+    ("TN", (784, 1, 100)),
+    ("TN", (100, 1, 10)),
+    ("NT", (1, 10, 100)),
+]
 
 
 def _case(form, shape, dtype):
@@ -37,27 +41,29 @@ def _case(form, shape, dtype):
     return calls, 2.0 * m * n * k
 
 
-def _run(benchmark, form, shape, dtype, impl):
+def _run(benchmark, form, shape, dtype, library):
     calls, flops = _case(form, shape, dtype)
     m, k, n = shape
     benchmark.group = f"{form} {m}x{k}x{n} {np.dtype(dtype).name}"
-    benchmark.extra_info["flops"] = flops
-    calls[impl]()  # warm: threads started, pages touched
-    benchmark(calls[impl])
+    benchmark.extra_info.update(library=library, flops=flops)
+    calls[library]()  # warm: threads started, pages touched
+    benchmark(calls[library])
 
 
 @pytest.mark.benchmark(warmup=True, min_rounds=10)
-@pytest.mark.parametrize("impl", ["numpy", "mlpfast"])
+@pytest.mark.parametrize("library", ["numpy", "mlpfast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_gemm(benchmark, shape, form, dtype, impl):
-    _run(benchmark, form, shape, dtype, impl)
+def test_gemm(benchmark, shape, form, dtype, library):
+    _run(benchmark, form, shape, dtype, library)
 
 
 @pytest.mark.benchmark(warmup=True, min_rounds=100)
-@pytest.mark.parametrize("impl", ["numpy", "mlpfast"])
+@pytest.mark.parametrize("library", ["numpy", "mlpfast"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("form,shape", BATCH1, ids=lambda x: x if isinstance(x, str) else "x".join(map(str, x)))
-def test_gemm_batch1(benchmark, form, shape, dtype, impl):
-    _run(benchmark, form, shape, dtype, impl)
+@pytest.mark.parametrize(
+    "form,shape", BATCH1, ids=lambda x: x if isinstance(x, str) else "x".join(map(str, x))
+)
+def test_gemm_batch1(benchmark, form, shape, dtype, library):
+    _run(benchmark, form, shape, dtype, library)

@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, N_CLASSES, TorchLoop, init_params, one_hot,
-                    synthetic_classification, torch_available)
 
 from mlpfast import _core, reference
+
+import _peers as peers
 
 BATCH_SIZES = [1, 32, 100, 256, 1024]
 LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]
@@ -18,35 +18,45 @@ LIBRARIES = ["mlpfast", "numpy", "sklearn", "torch"]
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = synthetic_classification(1024, dtype=np.float32, seed=1)
-    return X, y, one_hot(y)
+    X, y = peers.synthetic_classification(1024, dtype=np.float32, seed=1)
+    return X, y, peers.one_hot(y)
 
 
 def _step_fn(library, X, y, Y, batch_size):
     Xb, yb, Yb = X[:batch_size], y[:batch_size], Y[:batch_size]
     if library in ("mlpfast", "numpy"):
         engine = _core if library == "mlpfast" else reference
-        params = init_params(LECTURE_UNITS, np.float32)
+        params = peers.init_params(peers.LECTURE_UNITS, np.float32)
         state = np.zeros(2 * params.size, np.float32)
         order = np.arange(batch_size)
 
         def step():
-            engine.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", Xb, Yb, None,
-                               order, batch_size, solver="adam", learning_rate=1e-3, t=0)
+            peers.lecture_epoch(
+                engine.train_epoch,
+                params,
+                state,
+                Xb,
+                Yb,
+                order,
+                batch_size,
+                learning_rate=1e-3,
+                t=0,
+            )
+
         return step
     if library == "sklearn":
         from sklearn.neural_network import MLPClassifier
 
-        clf = MLPClassifier(LECTURE_UNITS[1:-1], batch_size=batch_size, random_state=0)
-        classes = np.arange(N_CLASSES)
+        clf = MLPClassifier(peers.LECTURE_UNITS[1:-1], batch_size=batch_size, random_state=0)
+        classes = np.arange(peers.N_CLASSES)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.partial_fit(Xb, yb, classes=classes)
         return lambda: clf.partial_fit(Xb, yb)
     if library == "torch":
-        if not torch_available():
+        if not peers.torch_available():
             pytest.skip("PyTorch is not installed")
-        loop = TorchLoop()
+        loop = peers.TorchLoop()
         xt, yt = loop.tensors(Xb, yb)
         return lambda: loop.step(xt, yt)
     raise ValueError(library)

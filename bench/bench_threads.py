@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
-from _peers import (LECTURE_UNITS, TorchLoop, init_params, one_hot, synthetic_classification,
-                    torch_available)
 from threadpoolctl import threadpool_limits
 
 from mlpfast import _core, reference
+
+import _peers as peers
 
 N = 5000
 ALL = os.cpu_count()
@@ -18,8 +18,8 @@ ALL = os.cpu_count()
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = synthetic_classification(N, dtype=np.float32, seed=3)
-    return X, y, one_hot(y)
+    X, y = peers.synthetic_classification(N, dtype=np.float32, seed=3)
+    return X, y, peers.one_hot(y)
 
 
 @pytest.mark.parametrize("threads", [1, ALL], ids=["1-thread", "all-threads"])
@@ -31,17 +31,16 @@ def test_epoch_threads(benchmark, data, library, threads):
     order = np.random.RandomState(0).permutation(N)
     if library in ("mlpfast", "numpy"):
         engine = _core if library == "mlpfast" else reference
-        params = init_params(LECTURE_UNITS, np.float32)
+        params = peers.init_params(peers.LECTURE_UNITS, np.float32)
         state = np.zeros(2 * params.size, np.float32)
 
         def epoch():
             with threadpool_limits(limits=threads):
-                engine.train_epoch(params, state, LECTURE_UNITS, "relu", "softmax", X, Y, None,
-                                   order, 100, solver="adam", t=0)
+                peers.lecture_epoch(engine.train_epoch, params, state, X, Y, order, 100, t=0)
     else:
-        if not torch_available():
+        if not peers.torch_available():
             pytest.skip("PyTorch is not installed")
-        loop = TorchLoop()
+        loop = peers.TorchLoop()
         xt, yt = loop.tensors(X, y)
 
         def epoch():
@@ -51,4 +50,5 @@ def test_epoch_threads(benchmark, data, library, threads):
                 loop.epoch(xt, yt, 100, order)
             finally:
                 loop.torch.set_num_threads(before)
+
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # for _peers
 @pytest.fixture(autouse=True)
 def _settle_threads():
     """On 2 cores, another library's spinning OpenMP/OpenBLAS threads skew the next timing:
-    give them a moment to go idle before each benchmark (KERNEL-NOTES.md)."""
+    give them a moment to go idle before each benchmark (docs/kernels.md)."""
     import time
 
     time.sleep(0.2)
@@ -26,8 +26,7 @@ def pytest_runtest_teardown(item):
     stats = getattr(fixture, "stats", None)
     if fixture is None or stats is None or "flops" not in fixture.extra_info:
         return
-    impl = item.callspec.params.get("impl")
-    _results.setdefault(fixture.group, {})[impl] = stats.stats.median
+    _results.setdefault(fixture.group, {})[fixture.extra_info["library"]] = stats.stats.median
     _results[fixture.group]["flops"] = fixture.extra_info["flops"]
 
 
@@ -37,12 +36,16 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("GEMM: GFLOP/s (median) and ratio mlpfast/numpy (> 1: mlpfast faster)")
     for info in threadpoolctl.threadpool_info():
-        tr.write_line(f"  {info.get('internal_api')} {info.get('version')} "
-                      f"{info.get('architecture', '')} threads={info.get('num_threads')}")
+        tr.write_line(
+            f"  {info.get('internal_api')} {info.get('version')} "
+            f"{info.get('architecture', '')} threads={info.get('num_threads')}"
+        )
     tr.write_line(f"{'case':34s} {'numpy':>9s} {'mlpfast':>9s} {'ratio':>7s}")
     for group, r in _results.items():
         if "numpy" not in r or "mlpfast" not in r:
             continue
-        gf = lambda t: r["flops"] / t / 1e9  # noqa: E731
-        tr.write_line(f"{group:34s} {gf(r['numpy']):9.2f} {gf(r['mlpfast']):9.2f} "
-                      f"{r['numpy'] / r['mlpfast']:6.2f}x")
+        gflops = {lib: r["flops"] / r[lib] / 1e9 for lib in ("numpy", "mlpfast")}
+        tr.write_line(
+            f"{group:34s} {gflops['numpy']:9.2f} {gflops['mlpfast']:9.2f} "
+            f"{r['numpy'] / r['mlpfast']:6.2f}x"
+        )

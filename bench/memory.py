@@ -88,9 +88,11 @@ def main(argv=None):
     rows = [r for r in (measure(lib, args.samples) for lib in LIBRARIES) if r is not None]
     result = dict(samples=args.samples, floor=floor_bytes(args.samples), runs=rows)
     for r in rows:
-        print(f"{r['library']:>8}: peak {r['peak'] / 2**20:7.1f} MiB, "
-              f"rise during fit {(r['peak'] - r['rss_before']) / 2**20:7.1f} MiB "
-              f"(X + params + Adam state = {result['floor'] / 2**20:.1f} MiB)")
+        print(
+            f"{r['library']:>8}: peak {r['peak'] / 2**20:7.1f} MiB, "
+            f"rise during fit {(r['peak'] - r['rss_before']) / 2**20:7.1f} MiB "
+            f"(X + params + Adam state = {result['floor'] / 2**20:.1f} MiB)"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return result

@@ -19,19 +19,34 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-SUITES = ["bench_gemm.py", "bench_core.py", "bench_step.py", "bench_estimators.py", "bench_fit.py",
-          "bench_threads.py"]
-ORDER = ["mlpfast", "numpy", "sklearn", "torch"]
-ALIASES = {"core": "mlpfast", "reference": "numpy"}  # bench_core names the engines
+SUITES = [
+    "bench_gemm.py",
+    "bench_core.py",
+    "bench_step.py",
+    "bench_estimators.py",
+    "bench_fit.py",
+    "bench_threads.py",
+]
+ORDER = ["mlpfast", "numpy", "sklearn", "torch"]  # every suite names its peers in extra_info
 
 
 def run_suites(quick, select):
     RESULTS.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           f"--benchmark-json={RESULTS / 'benchmarks.json'}", "--benchmark-sort=name",
-           "--benchmark-columns=median,iqr,rounds"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={RESULTS / 'benchmarks.json'}",
+        "--benchmark-sort=name",
+        "--benchmark-columns=median,iqr,rounds",
+    ]
     cmd += [str(HERE / s) for s in SUITES if (HERE / s).exists()]
     if quick:
         cmd += ["--benchmark-max-time=0.2", "--benchmark-min-rounds=2"]
@@ -46,13 +61,11 @@ def run_suites(quick, select):
 
 
 def library_of(bench):
-    info, params = bench.get("extra_info", {}), bench.get("params") or {}
-    for key in ("library", "impl", "engine", "backend"):
-        for source in (info, params):
-            if key in source:
-                name = str(source[key])
-                return ALIASES.get(name, name)
-    return bench["name"]
+    return bench["extra_info"]["library"]
+
+
+def order_of(library):
+    return ORDER.index(library) if library in ORDER else len(ORDER)
 
 
 def machine():
@@ -64,13 +77,13 @@ def machine():
                 break
     except OSError:
         pass
-    import numpy
-
     import mlpfast._core as core
 
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
-            f"Python {platform.python_version()}, numpy {numpy.__version__}; mlpfast kernels "
-            f"{core.isa()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
+        f"Python {platform.python_version()}, numpy {np.__version__}; mlpfast kernels "
+        f"{core.isa()}"
+    )
 
 
 def fmt_time(s):
@@ -99,16 +112,21 @@ def gemm_table(benchmarks):
         if "flops" not in b.get("extra_info", {}):
             continue
         form, shape, dtype = b["group"].split()
-        cells[(shape, f"{form} {dtype.replace('float', 'f')}")][library_of(b)] = \
-            b["stats"]["median"]
+        cells[(shape, f"{form} {dtype.replace('float', 'f')}")][library_of(b)] = b["stats"][
+            "median"
+        ]
         flops[shape] = b["extra_info"]["flops"]
     if not cells:
         return []
     shapes = sorted({k[0] for k in cells}, key=lambda s: [int(x) for x in s.split("x")])
     cols = sorted({k[1] for k in cells})
-    lines = ["**GEMM vs numpy.matmul** (OpenBLAS), default threads: mlpfast GFLOP/s "
-             "(numpy's time / mlpfast's: > 1 means mlpfast is faster)", "",
-             "| m x k x n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        "**GEMM vs numpy.matmul** (OpenBLAS), default threads: mlpfast GFLOP/s "
+        "(numpy's time / mlpfast's: > 1 means mlpfast is faster)",
+        "",
+        "| m x k x n | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for shape in shapes:
         row = []
         for col in cols:
@@ -129,9 +147,10 @@ def tables(benchmarks):
             groups[b.get("group") or b["name"]].append(b)
     lines = []
     for group in sorted(groups):
-        rows = sorted(groups[group], key=lambda b: (ORDER.index(library_of(b))
-                                                    if library_of(b) in ORDER else 9,
-                                                    b.get("extra_info", {}).get("threads", 0)))
+        rows = sorted(
+            groups[group],
+            key=lambda b: (order_of(library_of(b)), b["extra_info"].get("threads", 0)),
+        )
         threads = all("threads" in b.get("extra_info", {}) for b in rows)
         if threads:  # thread scaling: against the same library on one thread
             base = next((b for b in rows if b["extra_info"]["threads"] == 1), None)
@@ -139,8 +158,7 @@ def tables(benchmarks):
         else:
             base = next((b for b in rows if library_of(b) == "mlpfast"), None)
             header = "its time / mlpfast's"
-        lines += [f"**{group}**", "", f"| | median | throughput | {header} |",
-                  "|---|---|---|---|"]
+        lines += [f"**{group}**", "", f"| | median | throughput | {header} |", "|---|---|---|---|"]
         for b in rows:
             value, unit = rate(b)
             label = library_of(b)
@@ -148,8 +166,11 @@ def tables(benchmarks):
                 label += f", {b['extra_info']['threads']} thread(s)"
             ratio = ""
             if base is not None and b is not base:
-                ratio = (f"{base['stats']['median'] / b['stats']['median']:.2f}" if threads
-                         else f"{b['stats']['median'] / base['stats']['median']:.2f}")
+                ratio = (
+                    f"{base['stats']['median'] / b['stats']['median']:.2f}"
+                    if threads
+                    else f"{b['stats']['median'] / base['stats']['median']:.2f}"
+                )
             thr = f"{value:,.0f} {unit}" if value else ""
             lines.append(f"| {label} | {fmt_time(b['stats']['median'])} | {thr} | {ratio} |")
         lines.append("")
@@ -159,14 +180,63 @@ def tables(benchmarks):
 def memory_table(mem):
     if not mem:
         return []
-    lines = [f"**Peak memory of one fit epoch ({mem['samples']} samples, each library in its own "
-             f"process).** What any implementation must hold: X + parameters + Adam state = "
-             f"{mem['floor'] / 2**20:.1f} MiB; 'rise' is what the fit added to a process that "
-             f"already held X.", "", "| | peak RSS | rise during fit |", "|---|---|---|"]
+    lines = [
+        f"**Peak memory of one fit epoch ({mem['samples']} samples, each library in its own "
+        f"process).** What any implementation must hold: X + parameters + Adam state = "
+        f"{mem['floor'] / 2**20:.1f} MiB; 'rise' is what the fit added to a process that "
+        f"already held X.",
+        "",
+        "| | peak RSS | rise during fit |",
+        "|---|---|---|",
+    ]
     for r in mem["runs"]:
         rise = r["peak"] - r["rss_before"]
         lines.append(f"| {r['library']} | {r['peak'] / 2**20:.0f} MiB | {rise / 2**20:.1f} MiB |")
     return lines + [""]
+
+
+def gemm_speedup_chart(benchmarks, ax):
+    """numpy's time over mlpfast's per GEMM case at the MLP's shapes (the batch-1 ones are in
+    the table), grouped by dtype and form, one colour per shape; > 1: mlpfast is faster."""
+    medians = defaultdict(dict)  # (dtype, form, shape) -> library -> median
+    for b in benchmarks:
+        if b["extra_info"].get("flops", 0) >= 1e7:
+            form, shape, dtype = b["group"].split()
+            medians[(dtype, form, shape)][library_of(b)] = b["stats"]["median"]
+    speedup = {k: v["numpy"] / v["mlpfast"] for k, v in medians.items() if len(v) == 2}
+    if not speedup:
+        ax.set_axis_off()
+        return
+    size = lambda shape: [int(x) for x in shape.split("x")]  # noqa: E731
+    shapes = sorted({k[2] for k in speedup}, key=lambda s: (np.prod(size(s)), size(s)))
+    groups = sorted({k[:2] for k in speedup}, key=lambda g: (g[0], "NN TN NT".find(g[1])))
+    width = 0.8 / len(shapes)
+    from matplotlib import colormaps
+
+    colours = colormaps["viridis"](np.linspace(0.1, 0.9, len(shapes)))
+    for i, shape in enumerate(shapes):
+        xs = [g + (i - (len(shapes) - 1) / 2) * width for g in range(len(groups))]
+        ys = [speedup.get((*group, shape), np.nan) for group in groups]
+        ax.bar(xs, np.subtract(ys, 1.0), width, bottom=1.0, color=colours[i], label=shape)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    for g in range(1, len(groups)):
+        if groups[g][0] != groups[g - 1][0]:  # between the dtypes
+            ax.axvline(g - 0.5, color="grey", linewidth=0.6, linestyle=":")
+    ax.set_xticks(range(len(groups)), [f"{form}\n{dtype}" for dtype, form in groups])
+    ax.set(
+        ylabel="numpy time / mlpfast time  (> 1: mlpfast faster)",
+        title="GEMM at the MLP's shapes: mlpfast's speed over numpy.matmul's",
+    )
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(
+        title="m x k x n",
+        fontsize=7,
+        title_fontsize=7,
+        ncol=len(shapes),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        frameon=False,
+    )
 
 
 def chart(benchmarks, path):
@@ -175,39 +245,27 @@ def chart(benchmarks, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
     steps = defaultdict(dict)
     for b in benchmarks:
         info = b.get("extra_info", {})
-        if b.get("group", "").startswith("step ") and "batch_size" in info:
+        if b["group"].startswith("step ") and "batch_size" in info:
             steps[library_of(b)][info["batch_size"]] = info["samples"] / b["stats"]["median"]
-    for lib in [l for l in ORDER if l in steps]:
+    for lib in [name for name in ORDER if name in steps]:
         xs = sorted(steps[lib])
         ax1.plot(xs, [steps[lib][x] for x in xs], marker="o", label=lib)
-    ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s",
-            title="Training step, 784-500-500-10 ReLU Adam, float32")
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size",
+        ylabel="samples / s",
+        title="Training step, 784-500-500-10 ReLU Adam, float32",
+    )
     ax1.grid(True, which="both", alpha=0.3)
     if steps:
         ax1.legend()
 
-    gemm = defaultdict(dict)
-    for b in benchmarks:
-        info = b.get("extra_info", {})
-        if info.get("flops", 0) >= 1e7:  # the MLP shapes; the batch-1 ones are in the table
-            key = b.get("group", b["name"])
-            gemm[key][library_of(b)] = info["flops"] / b["stats"]["median"] / 1e9
-    keys = sorted(gemm)
-    libs = sorted({l for v in gemm.values() for l in v}, key=lambda l: ORDER.index(l)
-                  if l in ORDER else 9)
-    width = 0.8 / max(1, len(libs))
-    for i, lib in enumerate(libs):
-        ax2.bar([k + i * width for k in range(len(keys))], [gemm[k].get(lib, 0) for k in keys],
-                width, label=lib)
-    ax2.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, rotation=90,
-                   fontsize=6)
-    ax2.set(ylabel="GFLOP/s", title="GEMM at the MLP's shapes")
-    if libs:
-        ax2.legend()
+    gemm_speedup_chart(benchmarks, ax2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -218,16 +276,27 @@ def main(argv=None):
     parser.add_argument("--skip-run", action="store_true")
     parser.add_argument("-k", dest="select")
     args = parser.parse_args(argv)
+    results = RESULTS / "benchmarks.json"
     if not args.skip_run:
         run_suites(args.quick, args.select)
-    data = json.loads((RESULTS / "benchmarks.json").read_text())
+        data = json.loads(results.read_text())
+        data["report_machine"] = machine()  # kept with the results: --skip-run reports it
+        results.write_text(json.dumps(data, indent=1))
+    data = json.loads(results.read_text())
     mem_path = RESULTS / "memory.json"
     mem = json.loads(mem_path.read_text()) if mem_path.exists() else None
-    lines = ["# mlpfast benchmark report", "",
-             f"Machine: {machine()}. Measured {data.get('datetime', '')[:19]}.", "",
-             "Medians; each group measured side by side in one run. A ratio above 1 means "
-             "mlpfast is faster.", "",
-             "![chart](chart.png)", ""]
+    lines = [
+        "# mlpfast benchmark report",
+        "",
+        f"Machine: {data.get('report_machine') or machine()}. "
+        f"Measured {data.get('datetime', '')[:19]}.",
+        "",
+        "Medians; each group measured side by side in one run. A ratio above 1 means "
+        "mlpfast is faster.",
+        "",
+        "![chart](chart.png)",
+        "",
+    ]
     lines += gemm_table(data["benchmarks"]) + tables(data["benchmarks"]) + memory_table(mem)
     (RESULTS / "report.md").write_text("\n".join(lines))
     chart(data["benchmarks"], RESULTS / "chart.png")

@@ -3,7 +3,6 @@ same hyper-parameters and random_state, hence (in float64) the same model up to 
 
 import time
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
@@ -19,5 +18,7 @@ for name, cls in [("mlpfast", MLPClassifier), ("scikit-learn", SkMLPClassifier)]
     start = time.perf_counter()
     clf = cls(**params).fit(X_train, y_train)
     elapsed = time.perf_counter() - start
-    print(f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, {clf.n_iter_} epochs, "
-          f"{elapsed:.2f} s, final loss {clf.loss_:.6f}")
+    print(
+        f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, {clf.n_iter_} epochs, "
+        f"{elapsed:.2f} s, final loss {clf.loss_:.6f}"
+    )

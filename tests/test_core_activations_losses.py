@@ -4,10 +4,20 @@ mlpfast.reference, forward and gradient, in float32 and float64; the loss values
 
 import numpy as np
 import pytest
-from core_helpers import DTYPES, HIDDEN, OUTPUTS, random_problem, tol
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, HIDDEN, OUTPUTS, SOLVERS, random_problem, tol
+
+
+def test_reference_and_core_implement_the_same_names():
+    # The reference is the oracle of every name the core implements: a name added to one and
+    # not the other would go untested (or the estimators would accept an untested name).
+    assert set(HIDDEN) == set(ref.HIDDEN_ACTIVATIONS)
+    assert set(OUTPUTS) == set(ref.OUTPUT_ACTIVATIONS)
+    assert set(SOLVERS) == set(ref.SOLVERS)
+    assert len(set(HIDDEN)) == len(HIDDEN) and len(set(OUTPUTS)) == len(OUTPUTS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -20,7 +30,9 @@ def test_hidden_activation_forward_and_gradient(activation, dtype):
     X *= 3
     out = core.forward(params, units, activation, "identity", X)
     assert out.dtype == dtype and out.shape == (37, 3)
-    np.testing.assert_allclose(out, ref.forward(params, units, activation, "identity", X), **tol(dtype))
+    np.testing.assert_allclose(
+        out, ref.forward(params, units, activation, "identity", X), **tol(dtype)
+    )
     loss, grad = core.loss_grad(params, units, activation, "identity", X, Y)
     loss_r, grad_r = ref.loss_grad(params, units, activation, "identity", X, Y)
     assert grad.dtype == dtype and grad.shape == params.shape
@@ -36,7 +48,9 @@ def test_output_loss_forward_and_gradient(out_activation, weights, dtype):
     for units in ([6, 4], [6, 1], [3, 5, 2]):
         params, X, Y, sw = random_problem(rng, units, "tanh", out_activation, 23, dtype, weights)
         out = core.forward(params, units, "tanh", out_activation, X)
-        np.testing.assert_allclose(out, ref.forward(params, units, "tanh", out_activation, X), **tol(dtype))
+        np.testing.assert_allclose(
+            out, ref.forward(params, units, "tanh", out_activation, X), **tol(dtype)
+        )
         for alpha in (0.0, 0.3):
             loss, grad = core.loss_grad(params, units, "tanh", out_activation, X, Y, sw, alpha)
             loss_r, grad_r = ref.loss_grad(params, units, "tanh", out_activation, X, Y, sw, alpha)
@@ -65,7 +79,9 @@ def test_softmax_extreme_logits_are_clipped_like_sklearn(dtype):
     assert np.all(np.isfinite(grad))
     # the gradient is p - y, unclipped: (1, 0, 0) - (0, 1, 0) on W and b
     np.testing.assert_allclose(grad, [1, -1, 0, 1, -1, 0], atol=1e-6)
-    loss_r, grad_r = ref.loss_grad(params, units, "relu", "softmax", X, np.array([[0, 1, 0]], dtype))
+    loss_r, grad_r = ref.loss_grad(
+        params, units, "relu", "softmax", X, np.array([[0, 1, 0]], dtype)
+    )
     np.testing.assert_allclose(loss, loss_r, rtol=1e-6)
     np.testing.assert_allclose(grad, grad_r, atol=1e-6)
 

@@ -7,6 +7,8 @@ import pytest
 import mlpfast._core as core
 from mlpfast import reference as ref
 
+from core_helpers import SOLVERS
+
 UNITS = [3, 4, 2]
 N = 10
 
@@ -32,9 +34,17 @@ def good_args(dtype=np.float64, solver="adam", act="relu"):
 def call_train(a):
     a = dict(a)
     return core.train_epoch(
-        a.pop("params"), a.pop("opt_state"), a.pop("layer_units"), a.pop("activation"),
-        a.pop("out_activation"), a.pop("X"), a.pop("Y"), a.pop("sample_weight"), a.pop("order"),
-        a.pop("batch_size"), **a,
+        a.pop("params"),
+        a.pop("opt_state"),
+        a.pop("layer_units"),
+        a.pop("activation"),
+        a.pop("out_activation"),
+        a.pop("X"),
+        a.pop("Y"),
+        a.pop("sample_weight"),
+        a.pop("order"),
+        a.pop("batch_size"),
+        **a,
     )
 
 
@@ -70,29 +80,46 @@ def _overlapping_state(a):
 
 BAD_VALUE = {
     "params too short": (lambda a: a.update(params=a["params"][:-1].copy()), "params has"),
-    "opt_state too short": (lambda a: a.update(opt_state=a["opt_state"][:-1].copy()), "opt_state has"),
+    "opt_state too short": (
+        lambda a: a.update(opt_state=a["opt_state"][:-1].copy()),
+        "opt_state has",
+    ),
     "sgd state given to adam": (
-        lambda a: a.update(opt_state=np.zeros(a["params"].size)), "opt_state has"),
+        lambda a: a.update(opt_state=np.zeros(a["params"].size)),
+        "opt_state has",
+    ),
     "params 2-D": (lambda a: a.update(params=a["params"].reshape(1, -1)), "1-D"),
     "params non-contiguous": (
-        lambda a: a.update(params=np.repeat(a["params"], 2)[::2]), "C-contiguous"),
+        lambda a: a.update(params=np.repeat(a["params"], 2)[::2]),
+        "C-contiguous",
+    ),
     "params read-only": (lambda a: a["params"].setflags(write=False), "read-only"),
     "opt_state read-only": (lambda a: a["opt_state"].setflags(write=False), "read-only"),
     "X columns": (lambda a: a.update(X=a["X"][:, :2].copy()), "columns"),
     "X 1-D": (lambda a: a.update(X=a["X"][:, 0].copy()), "2-D"),
-    "X empty": (lambda a: a.update(X=a["X"][:0], Y=a["Y"][:0], sample_weight=a["sample_weight"][:0],
-                                   order=np.arange(0)), "empty|no rows"),
+    "X empty": (
+        lambda a: a.update(
+            X=a["X"][:0], Y=a["Y"][:0], sample_weight=a["sample_weight"][:0], order=np.arange(0)
+        ),
+        "empty|no rows",
+    ),
     "X NaN": (lambda a: a.update(X=_nan_at(a["X"], (3, 1))), "X contains NaN"),
     "X inf": (lambda a: a["X"].__setitem__((9, 2), np.inf), "X contains NaN"),
     "Y rows": (lambda a: a.update(Y=a["Y"][:-1]), "Y must have shape"),
     "Y columns": (lambda a: a.update(Y=np.ones((N, 3))), "Y must have shape"),
     "Y NaN": (lambda a: a.update(Y=_nan_at(a["Y"], (0, 0))), "Y contains NaN"),
     "sample_weight length": (
-        lambda a: a.update(sample_weight=a["sample_weight"][:-1]), "sample_weight must have"),
+        lambda a: a.update(sample_weight=a["sample_weight"][:-1]),
+        "sample_weight must have",
+    ),
     "sample_weight inf": (
-        lambda a: a.update(sample_weight=_nan_at(a["sample_weight"], 2) * 0 + np.inf), "NaN or inf"),
+        lambda a: a.update(sample_weight=_nan_at(a["sample_weight"], 2) * 0 + np.inf),
+        "NaN or inf",
+    ),
     "sample_weight zero batch": (
-        lambda a: a["sample_weight"].__setitem__(slice(4, 8), 0.0), "batch 1"),
+        lambda a: a["sample_weight"].__setitem__(slice(4, 8), 0.0),
+        "batch 1",
+    ),
     "order out of range": (lambda a: a.update(order=np.array([0, 1, N])), "out of range"),
     "order negative": (lambda a: a.update(order=np.array([0, -1])), "out of range"),
     "order empty": (lambda a: a.update(order=np.array([], dtype=np.intp)), "empty"),
@@ -106,31 +133,59 @@ BAD_VALUE = {
     "layer_units mismatch": (lambda a: a.update(layer_units=[3, 5, 2]), "params has"),
     "opt_state overlaps params": (lambda a: _overlapping_state(a), "share memory"),
     "X inside params": (
-        lambda a: a.update(X=a["params"][:24].reshape(8, 3), Y=a["Y"][:8],
-                           sample_weight=a["sample_weight"][:8], order=np.arange(8)),
-        "share memory"),
-    "learning_rate nan": (lambda a: a.update(learning_rate=float("nan")), "learning_rate must be finite"),
+        lambda a: a.update(
+            X=a["params"][:24].reshape(8, 3),
+            Y=a["Y"][:8],
+            sample_weight=a["sample_weight"][:8],
+            order=np.arange(8),
+        ),
+        "share memory",
+    ),
+    "learning_rate nan": (
+        lambda a: a.update(learning_rate=float("nan")),
+        "learning_rate must be finite",
+    ),
     "t negative": (lambda a: a.update(t=-1), "t must be"),
 }
 
 BAD_TYPE = {
-    "X float32 with float64 params": (lambda a: a.update(X=a["X"].astype(np.float32)), "X has dtype"),
+    "X float32 with float64 params": (
+        lambda a: a.update(X=a["X"].astype(np.float32)),
+        "X has dtype",
+    ),
     "Y int": (lambda a: a.update(Y=a["Y"].astype(np.int64)), "Y has dtype"),
     "sample_weight float32": (
-        lambda a: a.update(sample_weight=a["sample_weight"].astype(np.float32)), "sample_weight has"),
-    "opt_state float32": (lambda a: a.update(opt_state=a["opt_state"].astype(np.float32)), "opt_state has"),
-    "params int": (lambda a: a.update(params=a["params"].astype(np.int64)), "params must be a float"),
+        lambda a: a.update(sample_weight=a["sample_weight"].astype(np.float32)),
+        "sample_weight has",
+    ),
+    "opt_state float32": (
+        lambda a: a.update(opt_state=a["opt_state"].astype(np.float32)),
+        "opt_state has",
+    ),
+    "params int": (
+        lambda a: a.update(params=a["params"].astype(np.int64)),
+        "params must be a float",
+    ),
     "params list": (lambda a: a.update(params=list(a["params"])), "numpy.ndarray"),
-    "order float": (lambda a: a.update(order=np.arange(N, dtype=float)), "order must be an array of int"),
-    "order bool": (lambda a: a.update(order=np.ones(N, dtype=bool)), "order must be an array of int"),
-    "layer_units floats": (lambda a: a.update(layer_units=[3.0, 4.0, 2.0]), "layer_units must contain ints"),
+    "order float": (
+        lambda a: a.update(order=np.arange(N, dtype=float)),
+        "order must be an array of int",
+    ),
+    "order bool": (
+        lambda a: a.update(order=np.ones(N, dtype=bool)),
+        "order must be an array of int",
+    ),
+    "layer_units floats": (
+        lambda a: a.update(layer_units=[3.0, 4.0, 2.0]),
+        "layer_units must contain ints",
+    ),
     "layer_units string": (lambda a: a.update(layer_units="342"), "layer_units must be a sequence"),
     "activation None": (lambda a: a.update(activation=None), "activation must be a string"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUE))
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_train_epoch_bad_value(case, solver):
     a = good_args(solver=solver)
     mutate, match = BAD_VALUE[case]
@@ -202,4 +257,6 @@ def test_forward_and_loss_grad_bad_input():
     ro = np.repeat(p, 2)[::2]
     ro.setflags(write=False)
     np.testing.assert_array_equal(core.forward(ro, *args, X), core.forward(p, *args, X))
-    np.testing.assert_array_equal(core.loss_grad(ro, *args, X, Y)[1], core.loss_grad(p, *args, X, Y)[1])
+    np.testing.assert_array_equal(
+        core.loss_grad(ro, *args, X, Y)[1], core.loss_grad(p, *args, X, Y)[1]
+    )

@@ -10,10 +10,11 @@ of dZ = p - y."""
 
 import numpy as np
 import pytest
-from core_helpers import HIDDEN, OUTPUTS, random_problem
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import HIDDEN, OUTPUTS, random_problem
 
 DEPTHS = {0: [4, 3], 1: [4, 5, 3], 2: [3, 5, 4, 3], 3: [3, 4, 5, 4, 2]}
 
@@ -27,14 +28,15 @@ def objective(params, units, activation, out_activation, X, Y, sw, alpha):
     return units[-1] * data + (loss_penalised - data)
 
 
-def finite_difference_grad(f, params, h=1e-6):
+def finite_difference_grad(f, params, *args, h=1e-6):
+    """Central differences of f(params, *args) in each entry of params."""
     grad = np.empty_like(params)
     for i in range(params.size):
         old = params[i]
         params[i] = old + h
-        up = f(params)
+        up = f(params, *args)
         params[i] = old - h
-        down = f(params)
+        down = f(params, *args)
         params[i] = old
         grad[i] = (up - down) / (2 * h)
     return grad
@@ -60,11 +62,8 @@ def test_gradient_matches_finite_differences(depth, activation, out_activation):
         )
         X *= 1.5
         _, grad = core.loss_grad(params, units, activation, out_activation, X, Y, sw, alpha)
-
-        def f(p):
-            return objective(p, units, activation, out_activation, X, Y, sw, alpha)
-
-        fd = finite_difference_grad(f, params.copy())
+        args = (units, activation, out_activation, X, Y, sw, alpha)
+        fd = finite_difference_grad(objective, params.copy(), *args)
         np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
         assert np.abs(grad).max() > 1e-3  # a non-trivial gradient was checked
 

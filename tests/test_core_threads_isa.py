@@ -9,11 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from core_helpers import DTYPES, random_problem, tol
 from threadpoolctl import threadpool_limits
 
 import mlpfast._core as core
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, random_problem, tol
 
 # Sizes chosen so that every kernel crosses its parallel threshold (vector_kernels.cpp): batch
 # x width > 2^17 elements, more than one column block, > 2^18 parameters with several
@@ -39,14 +40,23 @@ def run_workload(name, dtype):
     order = rng.permutation(n)
     losses = []
     t = 0
+    hyper = dict(solver=solver, alpha=1e-3, learning_rate=1e-3)
     for _ in range(2):
-        loss, t = core.train_epoch(params, state, units, act, out, X, Y, sw, order, batch,
-                                   solver=solver, alpha=1e-3, learning_rate=1e-3, t=t)
+        loss, t = core.train_epoch(
+            params, state, units, act, out, X, Y, sw, order, batch, **hyper, t=t
+        )
         losses.append(loss)
     loss, grad = core.loss_grad(params, units, act, out, X, Y, sw, 1e-3)
     pred = core.forward(params, units, act, out, X)
-    return b"".join([np.array(losses + [loss]).tobytes(), params.tobytes(), state.tobytes(),
-                     grad.tobytes(), pred.tobytes()])
+    return b"".join(
+        [
+            np.array(losses + [loss]).tobytes(),
+            params.tobytes(),
+            state.tobytes(),
+            grad.tobytes(),
+            pred.tobytes(),
+        ]
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -83,8 +93,9 @@ def test_omp_num_threads_subprocesses_agree_bitwise():
     digests = {}
     for threads in (1, 2, 3, 16):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                             text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
         used, digest = res.stdout.split()
         assert int(used) == threads
         digests[threads] = digest
@@ -98,11 +109,18 @@ def restore_isa():
     core.set_isa(before)
 
 
-@pytest.mark.parametrize("isa", core.available_isas())
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_every_isa_matches_reference(isa, dtype, restore_isa):
+def use_isa(isa):
+    """Selects a level compiled into this build, or skips (visibly) if this CPU lacks it."""
+    if isa not in core.available_isas():
+        pytest.skip(f"this CPU cannot run the {isa} level")
     core.set_isa(isa)
     assert core.isa() == isa
+
+
+@pytest.mark.parametrize("isa", core.ISA_LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_matches_reference(isa, dtype, restore_isa):
+    use_isa(isa)
     rng = np.random.default_rng(2)
     for units, act, out, solver in (
         ([7, 33, 17, 5], "tanh", "softmax", "adam"),
@@ -111,8 +129,11 @@ def test_every_isa_matches_reference(isa, dtype, restore_isa):
         ([7, 2], "identity", "identity", "adam"),
     ):
         params, X, Y, sw = random_problem(rng, units, act, out, 45, dtype, weights=True)
-        np.testing.assert_allclose(core.forward(params, units, act, out, X),
-                                   ref.forward(params, units, act, out, X), **tol(dtype))
+        np.testing.assert_allclose(
+            core.forward(params, units, act, out, X),
+            ref.forward(params, units, act, out, X),
+            **tol(dtype),
+        )
         loss, grad = core.loss_grad(params, units, act, out, X, Y, sw, 0.05)
         loss_r, grad_r = ref.loss_grad(params, units, act, out, X, Y, sw, 0.05)
         np.testing.assert_allclose(loss, loss_r, **tol(dtype))
@@ -130,9 +151,9 @@ def test_every_isa_matches_reference(isa, dtype, restore_isa):
         np.testing.assert_allclose(s_c, s_r, **tol(dtype))
 
 
-@pytest.mark.parametrize("isa", core.available_isas())
+@pytest.mark.parametrize("isa", core.ISA_LEVELS)
 def test_every_isa_detects_non_finite_input(isa, restore_isa):
-    core.set_isa(isa)
+    use_isa(isa)
     rng = np.random.default_rng(0)
     units = [37, 4, 2]
     params = rng.standard_normal(ref.n_params(units, "relu"))
@@ -149,13 +170,30 @@ def test_every_isa_detects_non_finite_input(isa, restore_isa):
 
 def test_isa_levels_agree_with_each_other(restore_isa):
     # the levels round differently (vector widths, FMA), but only at the last bits
+    levels = core.available_isas()
+    if len(levels) < 2:
+        pytest.skip(f"this CPU runs one ISA level only ({levels[0]}): no second level to compare")
     results = {}
-    for isa in core.available_isas():
+    for isa in levels:
         core.set_isa(isa)
-        results[isa] = run_workload("prelu-sgd", np.float64)
-    base = np.frombuffer(results[core.available_isas()[0]], dtype=np.float64)
-    for isa, r in results.items():
-        np.testing.assert_allclose(np.frombuffer(r, dtype=np.float64), base, rtol=1e-9, atol=1e-12)
+        results[isa] = np.frombuffer(run_workload("prelu-sgd", np.float64), dtype=np.float64)
+    for isa in levels[1:]:
+        np.testing.assert_allclose(
+            results[isa], results[levels[0]], rtol=1e-9, atol=1e-12, err_msg=f"{isa} vs {levels[0]}"
+        )
+
+
+def test_isa_levels_name_what_is_compiled_and_what_runs(restore_isa):
+    compiled, runs = core.ISA_LEVELS, core.available_isas()
+    assert compiled[0] == "generic" and len(set(compiled)) == len(compiled)
+    assert runs == [isa for isa in compiled if isa in runs]  # a subsequence, worst to best
+    for isa in compiled:
+        if isa in runs:
+            core.set_isa(isa)
+            assert core.isa() == isa
+        else:
+            with pytest.raises(ValueError, match="not supported"):
+                core.set_isa(isa)
 
 
 def test_set_isa_unknown_raises(restore_isa):

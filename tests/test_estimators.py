@@ -7,8 +7,12 @@ float32 end to end, divergence, Ctrl-C, pickling, dense-only input, the extra ac
 """
 
 import copy
+import os
 import pickle
+import subprocess
+import sys
 import warnings
+from collections import Counter
 
 import joblib
 import numpy as np
@@ -18,11 +22,17 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 
-import mlpfast
 from mlpfast import MLPClassifier, MLPRegressor, _engine, reference
 
 # Rounding differences between the core and NumPy grow a little over the epochs.
 RTOL, ATOL = 1e-7, 1e-9
+
+# What the engine implements (the core's tables, or the reference's with MLPFAST_ENGINE=reference):
+# the epoch solvers, plus lbfgs which the estimators run on the engine's loss_grad; the hidden
+# activations that scikit-learn lacks.
+SOLVERS = (*_engine.SOLVERS, "lbfgs")
+SK_ACTIVATIONS = sknn.MLPClassifier._parameter_constraints["activation"][0].options
+EXTRA_ACTIVATIONS = [a for a in _engine.ACTIVATIONS if a not in SK_ACTIVATIONS]
 
 
 def _digits(n_class=10, n=300):
@@ -135,14 +145,20 @@ CLASSIFIER_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CLASSIFIER_CASES))
-def test_classifier_matches_sklearn(case):
-    params, X, y = CLASSIFIER_CASES[case]
+SKLEARN_OF = {MLPClassifier: sknn.MLPClassifier, MLPRegressor: sknn.MLPRegressor}
+
+
+def check_fit_matches_sklearn(Est, params, X, y, **fit_params):
     params = {**COMMON, **params}
-    ours = _quiet(MLPClassifier(**params).fit, X, y)
-    theirs = _quiet(sknn.MLPClassifier(**params).fit, X, y)
+    ours = _quiet(Est(**params).fit, X, y, **fit_params)
+    theirs = _quiet(SKLEARN_OF[Est](**params).fit, X, y, **fit_params)
     assert_same_model(ours, theirs, X)
     assert_flat(ours)
+
+
+@pytest.mark.parametrize("case", list(CLASSIFIER_CASES))
+def test_classifier_matches_sklearn(case):
+    check_fit_matches_sklearn(MLPClassifier, *CLASSIFIER_CASES[case])
 
 
 REGRESSOR_CASES = {
@@ -159,12 +175,7 @@ REGRESSOR_CASES = {
 
 @pytest.mark.parametrize("case", list(REGRESSOR_CASES))
 def test_regressor_matches_sklearn(case):
-    params, X, y = REGRESSOR_CASES[case]
-    params = {**COMMON, **params}
-    ours = _quiet(MLPRegressor(**params).fit, X, y)
-    theirs = _quiet(sknn.MLPRegressor(**params).fit, X, y)
-    assert_same_model(ours, theirs, X)
-    assert_flat(ours)
+    check_fit_matches_sklearn(MLPRegressor, *REGRESSOR_CASES[case])
 
 
 @pytest.mark.parametrize(
@@ -177,16 +188,11 @@ def test_regressor_matches_sklearn(case):
     ],
 )
 def test_sample_weight_matches_sklearn(Est, params):
-    sk = {MLPClassifier: sknn.MLPClassifier, MLPRegressor: sknn.MLPRegressor}[Est]
     X, y = (X_DIG, Y_DIG) if Est is MLPClassifier else (X_REG[:150], Y_REG[:150])
-    sw = SW_DIG[: len(y)]
-    params = {**COMMON, **params}
-    ours = _quiet(Est(**params).fit, X, y, sample_weight=sw)
-    theirs = _quiet(sk(**params).fit, X, y, sample_weight=sw)
-    assert_same_model(ours, theirs, X)
+    check_fit_matches_sklearn(Est, params, X, y, sample_weight=SW_DIG[: len(y)])
 
 
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("solver", _engine.SOLVERS)
 def test_partial_fit_and_warm_start_match_sklearn(solver):
     params = dict(hidden_layer_sizes=(10,), random_state=1, solver=solver)
     ours, theirs = MLPClassifier(**params), sknn.MLPClassifier(**params)
@@ -241,7 +247,7 @@ def test_verbose_output_matches_sklearn(capsys):
 
 
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
-@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_float32_trains_in_float32(Est, solver):
     X, y = (X_DIG, Y_DIG) if Est is MLPClassifier else (X_REG, Y_REG)
     params = dict(COMMON, solver=solver, learning_rate_init=0.01)
@@ -410,8 +416,8 @@ def test_keyboard_interrupt_stops_at_epoch_boundary(monkeypatch):
 # --- the extra activations: the estimator on the core vs on the NumPy reference -------------
 
 
-@pytest.mark.parametrize("activation", ["leaky_relu", "softplus", "prelu"])
-@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("activation", EXTRA_ACTIVATIONS)
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_extra_activations_match_reference_backend(activation, solver, monkeypatch):
     params = dict(COMMON, activation=activation, solver=solver, learning_rate_init=0.01)
     ours = _quiet(MLPClassifier(**params).fit, X_DIG, Y_DIG)
@@ -439,12 +445,50 @@ def test_prelu_slopes_follow_refits():
 
 
 def test_engine_backend_is_explicit():
-    assert _engine.BACKEND in ("core", "reference")
-    if _engine.BACKEND == "core":
-        from mlpfast import _core
+    # The backend is the one the environment asks for, and everything comes from it.
+    expected = os.environ.get("MLPFAST_ENGINE") or "core"
+    assert _engine.BACKEND == expected
+    if expected == "core":
+        from mlpfast import _core as source
 
-        assert _engine.train_epoch is _core.train_epoch
-    assert mlpfast.MLPClassifier is MLPClassifier
+        names = (source.ACTIVATIONS, source.OUTPUT_ACTIVATIONS, source.SOLVERS)
+    else:
+        source = reference
+        names = (reference.HIDDEN_ACTIVATIONS, reference.OUTPUT_ACTIVATIONS, reference.SOLVERS)
+    for name in ("forward", "loss_grad", "train_epoch"):
+        assert getattr(_engine, name) is getattr(source, name), name
+    assert (_engine.ACTIVATIONS, _engine.OUTPUT_ACTIVATIONS, _engine.SOLVERS) == tuple(
+        map(tuple, names)
+    )
+    # the estimators accept exactly the engine's hidden activations
+    for Est in (MLPClassifier, MLPRegressor):
+        (options,) = Est._parameter_constraints["activation"]
+        assert options.options == set(_engine.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("backend", ["reference", "core"])
+def test_engine_backend_follows_the_environment(backend):
+    # In a fresh interpreter, since the variable is read once, at import.
+    code = (
+        "import numpy as np\n"
+        "from mlpfast import MLPClassifier, _engine, reference\n"
+        "print(_engine.BACKEND, _engine.train_epoch is reference.train_epoch)\n"
+        "X = np.random.default_rng(0).standard_normal((20, 3)); y = X[:, 0] > 0\n"
+        "MLPClassifier((4,), max_iter=2).fit(X, y)\n"
+    )
+    env = dict(os.environ, MLPFAST_ENGINE=backend, PYTHONWARNINGS="ignore")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == [backend, str(backend == "reference")]
+
+
+def test_unknown_engine_backend_fails_import():
+    env = dict(os.environ, MLPFAST_ENGINE="numba")
+    run = subprocess.run(
+        [sys.executable, "-c", "import mlpfast"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode != 0 and "MLPFAST_ENGINE must be 'core' or 'reference'" in run.stderr
 
 
 # --- the core's calling contract ------------------------------------------------------------
@@ -462,12 +506,15 @@ def _check_arrays(dtype, *arrays, writeable=()):
 
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_engine_calls_keep_the_contract(Est, dtype, solver, monkeypatch):
     """Every call into the core gets C-contiguous arrays of one float dtype, writeable flat
-    state, int64 sample order and plain Python scalars: what the C++ bindings accept."""
+    state, int64 sample order and plain Python scalars: what the C++ bindings accept. The calls
+    are counted, so the test fails if the estimators stop going through _engine."""
+    calls = Counter()
 
     def checked_forward(params, layer_units, activation, out_activation, X):
+        calls["forward"] += 1
         _check_arrays(params.dtype, params, X)
         assert all(type(u) is int for u in layer_units)
         return reference.forward(params, layer_units, activation, out_activation, X)
@@ -475,11 +522,13 @@ def test_engine_calls_keep_the_contract(Est, dtype, solver, monkeypatch):
     def checked_loss_grad(
         params, layer_units, activation, out_activation, X, Y, sw=None, alpha=0.0
     ):
+        calls["loss_grad"] += 1
         _check_arrays(dtype, params, X, Y, sw)
         assert Y.ndim == 2 and type(alpha) is float
         return reference.loss_grad(params, layer_units, activation, out_activation, X, Y, sw, alpha)
 
     def checked_train_epoch(*args, **kw):
+        calls["train_epoch"] += 1
         params, opt_state, _, _, _, X, Y, sw, order, batch_size = args
         _check_arrays(dtype, params, opt_state, X, Y, sw, writeable=(params, opt_state))
         assert order.dtype == np.intp and order.flags.c_contiguous and type(batch_size) is int
@@ -493,8 +542,18 @@ def test_engine_calls_keep_the_contract(Est, dtype, solver, monkeypatch):
     X = np.asfortranarray(X.astype(dtype))  # the estimator must make it C-contiguous
     sw = np.linspace(0.5, 1.5, len(y))  # float64 even for float32 X
     model = _quiet(Est(solver=solver, max_iter=3, early_stopping=solver != "lbfgs").fit, X, y, sw)
+    assert model.n_iter_ >= 1
+    if solver == "lbfgs":  # one loss_grad per function evaluation, at least one per iteration
+        assert calls["loss_grad"] >= model.n_iter_ and calls["train_epoch"] == 0
+    else:  # one train_epoch per epoch; early stopping scores each epoch with a forward pass
+        assert calls["train_epoch"] == model.n_iter_ and calls["loss_grad"] == 0
+        assert calls["forward"] >= model.n_iter_
+    before = calls["forward"]
     model.predict(X)
+    assert calls["forward"] == before + 1
     if solver != "lbfgs":
         model = Est(solver=solver)
+        before = calls["train_epoch"]
         for _ in range(2):
             model.partial_fit(X, y, **({"classes": [0, 1]} if Est is MLPClassifier else {}))
+        assert calls["train_epoch"] == before + 2

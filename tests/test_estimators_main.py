@@ -1,10 +1,26 @@
-"""`python -m mlpfast`, the digits demo, runs end to end and reports both libraries."""
+"""`python -m mlpfast`, the digits demo, runs end to end and reports both libraries; the
+package's version is pyproject.toml's."""
 
 import re
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
+import pytest
+
+import mlpfast
 from mlpfast.__main__ import main
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def test_version_is_the_one_in_pyproject():
+    assert mlpfast.__version__ == version("mlpfast")
+    if not PYPROJECT.exists():
+        pytest.skip("needs the source tree's pyproject.toml")
+    project = PYPROJECT.read_text().split("[project]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r'^version = "([^"]+)"', project, re.M).group(1) == mlpfast.__version__
 
 
 def test_main_trains_both_and_prints_the_table(capsys):

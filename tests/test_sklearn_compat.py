@@ -20,8 +20,9 @@ import mlpfast
 from mlpfast import MLPClassifier, MLPRegressor
 from mlpfast import _sklearn_compat as compat
 
-_RECORDS = [(f"{c}.{n}", s) for n, s in compat.OVERRIDDEN.items() for c in
-            ("MLPClassifier", "MLPRegressor")] + list(compat.CALLED.items())
+_RECORDS = [
+    (f"{c}.{n}", s) for n, s in compat.OVERRIDDEN.items() for c in ("MLPClassifier", "MLPRegressor")
+] + list(compat.CALLED.items())
 
 
 def test_installed_version_is_mirrored():
@@ -57,7 +58,9 @@ def test_every_override_is_recorded():
     overridden = {
         name
         for name, value in vars(mlpfast._multilayer_perceptron._FlatParamsMixin).items()
-        if name.startswith("_") and not name.startswith("__") and callable(value)
+        if name.startswith("_")
+        and not name.startswith("__")
+        and callable(value)
         and hasattr(sklearn.neural_network.MLPClassifier, name)
     }
     assert overridden == set(compat.OVERRIDDEN)
@@ -71,9 +74,30 @@ def test_a_changed_signature_is_named(monkeypatch):
         compat._warn_if_changed()
 
 
-def test_no_private_sklearn_use_outside_the_fence():
+@pytest.mark.parametrize("estimator", ["MLPClassifier", "MLPRegressor"])
+def test_private_attributes_exist_after_fit(estimator):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int) if estimator == "MLPClassifier" else X[:, 0]
+    model = getattr(sklearn.neural_network, estimator)(hidden_layer_sizes=(4,), max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    missing = [a for a in compat.PRIVATE_ATTRIBUTES[estimator] if not hasattr(model, a)]
+    assert missing == [], (
+        f"scikit-learn {sklearn.__version__}'s fitted {estimator} lacks the private "
+        f"attribute(s) {missing} that mlpfast mirrors"
+    )
+
+
+def test_no_private_sklearn_import_outside_the_fence():
     package = pathlib.Path(mlpfast.__file__).parent
-    private = re.compile(r"sklearn(\.\w+)*\._\w+|from sklearn[\w.]* import .*\b_[a-z]\w*")
+    private = re.compile(
+        r"^\s*(from|import)\s+sklearn(\.\w+)*\._\w+"  # a private module
+        r"|^\s*from\s+sklearn[\w.]*\s+import\s+.*\b_[a-z]\w*"  # a private name
+    )
     offenders = [
         f"{path.name}:{i}: {line.strip()}"
         for path in package.glob("*.py")

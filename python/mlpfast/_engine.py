@@ -11,6 +11,11 @@ Backends:
   slow. Chosen with the environment variable ``MLPFAST_ENGINE=reference`` (read once, at import),
   for tests that compare the two and for developing without the compiled core.
 
+Besides the three functions, the module names what the active backend implements:
+``ACTIVATIONS`` (hidden), ``OUTPUT_ACTIVATIONS`` and ``SOLVERS`` (those of ``train_epoch``),
+tuples of strings. The estimators validate their parameters against them and the tests
+parametrise over them, so a name added to the core needs no list on the Python side.
+
 There is deliberately no silent fallback: if the core is asked for and lacks the functions,
 importing mlpfast fails with an ImportError that says so.
 """
@@ -22,20 +27,37 @@ DEFAULT_BACKEND = "core"  # development without the compiled core: "reference"
 BACKEND = os.environ.get("MLPFAST_ENGINE", "") or DEFAULT_BACKEND
 
 if BACKEND == "core":
-    from . import _core
+    from . import _core as _source
 
-    if not all(hasattr(_core, name) for name in ("forward", "loss_grad", "train_epoch")):
+    _NAMES = ("ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
+    _missing = [
+        name
+        for name in ("forward", "loss_grad", "train_epoch", *_NAMES)
+        if not hasattr(_source, name)
+    ]
+    if _missing:
         raise ImportError(
-            "mlpfast._core lacks forward/loss_grad/train_epoch (built from an older source "
-            "tree?); rebuild mlpfast, or set MLPFAST_ENGINE=reference to use the NumPy "
-            "reference."
+            f"mlpfast._core lacks {', '.join(_missing)} (built from an older source tree?); "
+            "rebuild mlpfast, or set MLPFAST_ENGINE=reference to use the NumPy reference."
         )
-    forward = _core.forward
-    loss_grad = _core.loss_grad
-    train_epoch = _core.train_epoch
 elif BACKEND == "reference":
-    from .reference import forward, loss_grad, train_epoch
+    from . import reference as _source
+
+    _NAMES = ("HIDDEN_ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
 else:
     raise ImportError(f"MLPFAST_ENGINE must be 'core' or 'reference', got {BACKEND!r}")
 
-__all__ = ["BACKEND", "forward", "loss_grad", "train_epoch"]
+forward = _source.forward
+loss_grad = _source.loss_grad
+train_epoch = _source.train_epoch
+ACTIVATIONS, OUTPUT_ACTIVATIONS, SOLVERS = (tuple(getattr(_source, name)) for name in _NAMES)
+
+__all__ = [
+    "BACKEND",
+    "forward",
+    "loss_grad",
+    "train_epoch",
+    "ACTIVATIONS",
+    "OUTPUT_ACTIVATIONS",
+    "SOLVERS",
+]

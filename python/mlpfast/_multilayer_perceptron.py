@@ -17,8 +17,9 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
 
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
 lbfgs; scikit-learn mixes float64 in); sparse input raises TypeError; the hidden activation may
-also be "leaky_relu", "softplus" or "prelu"; a fit that diverges raises scikit-learn's error but
-leaves the last finite weights (and stops at once instead of finishing the epochs in NaN).
+be any the engine implements (``HIDDEN_ACTIVATIONS``: scikit-learn's and more); a fit that
+diverges raises scikit-learn's error but leaves the last finite weights (and stops at once
+instead of finishing the epochs in NaN).
 """
 
 import warnings
@@ -47,7 +48,9 @@ from .reference import PRELU_INIT_SLOPE, n_params, opt_state_size, unpack
 
 __all__ = ["MLPClassifier", "MLPRegressor", "HIDDEN_ACTIVATIONS"]
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "softplus", "prelu")
+# What the active engine implements (the core's table, or the reference's with
+# MLPFAST_ENGINE=reference): the estimators accept exactly these.
+HIDDEN_ACTIVATIONS = _engine.ACTIVATIONS
 
 _NON_FINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may"
@@ -344,7 +347,7 @@ class _FlatParamsMixin:
         finite_t = getattr(optimizer, "t", 0)
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
+            for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
 
@@ -458,15 +461,27 @@ class _FlatParamsMixin:
             else:
                 np.copyto(self._best_params, self._params)
 
+    # --- export ---------------------------------------------------------------------------------
+
+    def to_sklearn(self):
+        """A fitted scikit-learn MLPClassifier/MLPRegressor with this model's parameters, weights
+        and training state (see mlpfast._sklearn_copy); ValueError for an activation that
+        scikit-learn does not have (leaky_relu, softplus, prelu)."""
+        from ._sklearn_copy import to_sklearn
+
+        return to_sklearn(self)
+
 
 _ACTIVATION_CONSTRAINT = {"activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
 
-_DOC_SUFFIX = """
+_DOC_SUFFIX = f"""
     mlpfast: a drop-in for scikit-learn's estimator of the same name (same parameters,
     attributes and results), trained by mlpfast's C++ core. See scikit-learn's documentation
-    for the parameters. Extras: ``activation`` may also be "leaky_relu" (slope 0.01),
-    "softplus" or "prelu" (one learned slope per hidden unit, fitted attribute
-    ``prelu_slopes_``); float32 input trains in float32. Dense input only.
+    for the parameters. ``activation`` may be any of
+    {", ".join(map(repr, HIDDEN_ACTIVATIONS))}
+    (formulas in ``mlpfast.reference`` and docs/architecture.md; "prelu" learns one slope per
+    hidden unit, fitted attribute ``prelu_slopes_``); float32 input trains in float32.
+    Dense input only.
 """
 
 

@@ -18,11 +18,12 @@ What is used:
   call ``_forward_pass_fast``; the epoch loop calls ``_update_no_improvement_count``).
 - CALLED: private methods and classes mlpfast calls (``_score``, the optimizers, whose
   ``learning_rate`` / ``t`` / ``iteration_ends`` / ``trigger_stopping`` drive the schedules).
-- Private attributes set by scikit-learn's ``_initialize`` / ``_fit`` that the overrides read or
-  replace: ``_random_state``, ``_label_binarizer``, ``_no_improvement_count``,
-  ``_best_coefs`` / ``_best_intercepts`` (replaced by one flat ``_best_params``),
-  ``best_validation_score_``, ``validation_scores_``, ``loss_curve_``, ``t_``; and the class
-  attribute ``_parameter_constraints`` (extended with mlpfast's activations).
+- PRIVATE_ATTRIBUTES: private attributes of a fitted scikit-learn MLP that mlpfast reads or
+  writes: the overrides read ``_random_state``, ``_label_binarizer`` (classifier),
+  ``_no_improvement_count`` and replace ``_best_coefs`` / ``_best_intercepts`` by one flat
+  ``_best_params``; ``to_sklearn`` (_sklearn_copy.py) writes ``_best_coefs``,
+  ``_best_intercepts`` and ``_optimizer`` back. Also the class attribute
+  ``_parameter_constraints`` (extended with mlpfast's activations).
 - Imported private helpers: ``AdamOptimizer``, ``SGDOptimizer``
   (``sklearn.neural_network._stochastic_optimizers``) and ``StrOptions``
   (``sklearn.utils._param_validation``). Two helpers of a few lines are owned here instead of
@@ -52,6 +53,7 @@ __all__ = [
     "MIRRORED_VERSIONS",
     "OVERRIDDEN",
     "CALLED",
+    "PRIVATE_ATTRIBUTES",
     "lbfgs_iprint_options",
     "check_lbfgs_result",
     "signature_mismatches",
@@ -69,8 +71,7 @@ OVERRIDDEN = {
         " intercept_grads)"
     ),
     "_fit_lbfgs": (
-        "(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads,"
-        " layer_units)"
+        "(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads, layer_units)"
     ),
     "_fit_stochastic": (
         "(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads,"
@@ -96,6 +97,25 @@ CALLED = {
     "AdamOptimizer.trigger_stopping": "(self, msg, verbose)",
 }
 
+# private attributes a fitted scikit-learn MLP has (solver "adam"), by estimator
+PRIVATE_ATTRIBUTES = {
+    "MLPClassifier": (
+        "_random_state",
+        "_label_binarizer",
+        "_no_improvement_count",
+        "_best_coefs",
+        "_best_intercepts",
+        "_optimizer",
+    ),
+    "MLPRegressor": (
+        "_random_state",
+        "_no_improvement_count",
+        "_best_coefs",
+        "_best_intercepts",
+        "_optimizer",
+    ),
+}
+
 _OWNERS = {
     "MLPClassifier": MLPClassifier,
     "MLPRegressor": MLPRegressor,
@@ -114,8 +134,11 @@ def _installed_signature(owner, name):
 def signature_mismatches():
     """[(qualified name, signature mirrored here, signature installed)] for every private
     method whose installed signature differs from the record (empty when all agree)."""
-    records = [(f"{cls}.{name}", sig) for name, sig in OVERRIDDEN.items() for cls in
-               ("MLPClassifier", "MLPRegressor")]
+    records = [
+        (f"{cls}.{name}", sig)
+        for name, sig in OVERRIDDEN.items()
+        for cls in ("MLPClassifier", "MLPRegressor")
+    ]
     records += list(CALLED.items())
     out = []
     for qualified, expected in records:

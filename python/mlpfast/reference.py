@@ -9,7 +9,7 @@ Notation (samples in rows, row-major weights, as in the lecture)::
                  A[l] = g(Z[l])                     hidden layers
                  A[L] = out(Z[L])                   output layer (identity, logistic, softmax, exp)
     loss         J = data_loss(Y, A[L]) + (alpha / 2) * sum_l ||W[l]||^2 / m
-    backward     dZ[L] = A[L] - Y                   canonical output/loss pairs (times sample weight)
+    backward     dZ[L] = A[L] - Y                   canonical output/loss pairs (x sample weight)
                  dZ[l] = (dZ[l+1] W[l+1]^T) * g'(Z[l])
                  dW[l] = (A[l-1]^T dZ[l] + alpha W[l]) / m
                  db[l] = sum(dZ[l], axis=0) / m
@@ -33,7 +33,9 @@ from scipy.special import expit, xlogy
 
 __all__ = [
     "ACTIVATIONS",
+    "HIDDEN_ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
+    "SOLVERS",
     "LEAKY_RELU_SLOPE",
     "PRELU_INIT_SLOPE",
     "n_params",
@@ -71,6 +73,9 @@ ACTIVATIONS = {
     "softplus": (_softplus, lambda z, a: expit(z)),
     # prelu's slope is a parameter: see _prelu / _prelu_derivative
 }
+
+# Every hidden activation the reference implements: the (g, g') pairs above, and prelu.
+HIDDEN_ACTIVATIONS = (*ACTIVATIONS, "prelu")
 
 
 def _prelu(z, slope):
@@ -211,9 +216,15 @@ def loss_grad(params, layer_units, activation, out_activation, X, Y, sample_weig
 # --- optimizers (scikit-learn's update formulas) ----------------------------------------------
 
 
+# The solvers train_epoch implements, each with the number of parameter-sized buffers in its
+# flat state: SGD's velocity; Adam's first and second moments. (lbfgs is the estimators' own:
+# scipy's L-BFGS-B on loss_grad.)
+SOLVERS = {"sgd": 1, "adam": 2}
+
+
 def opt_state_size(solver, n):
     """Length of the flat optimizer state for n parameters."""
-    return {"sgd": n, "adam": 2 * n}[solver]
+    return SOLVERS[solver] * n
 
 
 def sgd_update(params, grad, velocity, learning_rate, momentum=0.0, nesterov=False):
