@@ -20,8 +20,10 @@
 #                     test_gemm.py (95 s alone) is left to the main run; the C++ self-check
 #                     of .ci/portability.sh checks every GEMM form against a naive loop.
 # Env: MLPFAST_WHEEL_PYTHONS="3.10 3.13" (minor versions), MLPFAST_WHEEL_WORK=dir (kept),
-#      MLPFAST_WHEEL_TORCH=1: also install PyTorch in the test environment and run
-#      tests/test_openmp_runtimes.py there (the bundled libgomp next to PyTorch's own).
+#      MLPFAST_WHEEL_TORCH=<pip requirement> (e.g. torch, or torch==2.13.0+cpu where a CPU
+#      wheel is at hand; PyPI's Linux torch pulls ~2.5 GB of CUDA libraries): also install it
+#      in the test environment and run tests/test_openmp_runtimes.py there (the bundled,
+#      renamed libgomp next to PyTorch's own libgomp).
 # Takes about 6 minutes on 2 busy cores (two compiles of the core are most of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,7 +100,7 @@ for minor in $pythons; do
   . "$env_dir/bin/activate"
   pipq install --upgrade pip
   pipq install --only-binary :all: "$wheel" "pytest>=7" "hypothesis>=6" "threadpoolctl>=3"
-  [ "${MLPFAST_WHEEL_TORCH:-0}" = 1 ] && pipq install --only-binary :all: torch
+  [ -n "${MLPFAST_WHEEL_TORCH:-}" ] && pipq install --only-binary :all: "$MLPFAST_WHEEL_TORCH"
   deactivate
   # the venv, and `cat` alone (loky, under scikit-learn, reads the core count with it)
   mkdir -p "$work/bin-$tag" && ln -sf "$(command -v cat)" "$work/bin-$tag/cat"
@@ -123,7 +125,7 @@ print('   mlpfast from', mlpfast.__file__, '| scikit-learn', sklearn.__version__
   every=(tests/test_core_training.py tests/test_core_gradcheck.py tests/test_estimators.py)
   best_only=(tests/test_estimators_sklearn_suite.py tests/test_sklearn_compat.py
     tests/test_core_threads_isa.py tests/test_core_errors.py tests/test_bindings.py)
-  [ "${MLPFAST_WHEEL_TORCH:-0}" = 1 ] && best_only+=(tests/test_openmp_runtimes.py -s)
+  [ -n "${MLPFAST_WHEEL_TORCH:-}" ] && best_only+=(tests/test_openmp_runtimes.py -s)
   for isa in $isas; do
     t1=$SECONDS
     active=$(run MLPFAST_ISA="$isa" python -c "import mlpfast._core as c; print(c.isa())")
