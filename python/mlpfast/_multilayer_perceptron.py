@@ -1,9 +1,10 @@
-"""MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators, mlpfast's core doing the numbers.
+"""MLPClassifier and MLPRegressor: scikit-learn's estimators, mlpfast's core doing the numbers.
 
 Both subclass the estimators of ``sklearn.neural_network``. Everything that is not arithmetic is
 inherited unchanged: parameters and their validation, input checks, label encoding, ``fit`` /
 ``partial_fit`` bookkeeping (warm start, classes), the initial weight draws, scoring, tags.
-Overridden are only the numeric parts (what the class ``_FlatParamsMixin`` holds):
+Overridden are only the numeric parts (what the class ``_FlatParamsMixin`` holds; every
+private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
 
 - ``_initialize``: after scikit-learn draws the initial weights (same draws, same order), they are
   moved into ONE flat buffer ``_params``; ``coefs_``, ``intercepts_`` (and ``prelu_slopes_``) are
@@ -32,14 +33,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
-from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils import shuffle
-from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
-from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
 from . import _engine
+from ._sklearn_compat import (
+    AdamOptimizer,
+    SGDOptimizer,
+    StrOptions,
+    check_lbfgs_result,
+    lbfgs_iprint_options,
+)
 from .reference import PRELU_INIT_SLOPE, n_params, opt_state_size, unpack
 
 __all__ = ["MLPClassifier", "MLPRegressor", "HIDDEN_ACTIVATIONS"]
@@ -235,11 +239,11 @@ class _FlatParamsMixin:
                 "maxfun": self.max_fun,
                 "maxiter": self.max_iter,
                 "gtol": self.tol,
-                **_get_additional_lbfgs_options_dict("iprint", iprint),
+                **lbfgs_iprint_options(iprint),
             },
             args=(X, Y, sample_weight),
         )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.n_iter_ = check_lbfgs_result(opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         params[...] = opt_res.x
         if not _all_finite(params):
