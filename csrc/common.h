@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 
+#include "portability.h"
+
 namespace mlpfast {
 
 using index_t = std::int64_t;
@@ -33,5 +35,5 @@ using index_t = std::int64_t;
     using E = Enum;                                 \
     namespace NS = Namespace;                       \
     switch (value) { LIST(MLPFAST_VISIT_CASE) }     \
-    __builtin_unreachable();                        \
+    MLPFAST_UNREACHABLE();                          \
   }

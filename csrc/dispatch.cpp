@@ -22,17 +22,12 @@ namespace mlpfast {
 namespace {
 
 // The dispatch rows: one CPU check per level CMakeLists.txt may compile, cpu_has_<level>().
-// __builtin_cpu_supports checks XCR0 too, so an OS that does not save the registers says no.
+// The x86-64 checks (portability.h) test the OS's register saving (XCR0) too, so an OS that does
+// not save the wide registers says no. Other CPUs compile the generic level only.
 [[maybe_unused]] bool cpu_has_generic() { return true; }
-#if defined(__x86_64__) || defined(_M_X64)
-[[maybe_unused]] bool cpu_has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-[[maybe_unused]] bool cpu_has_avx512() {
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-}
+#if MLPFAST_X86_64
+[[maybe_unused]] bool cpu_has_avx2() { return cpu_has_avx2_fma(); }
+[[maybe_unused]] bool cpu_has_avx512() { return cpu_has_avx512_dq_bw_vl(); }
 #endif
 
 struct Level {

@@ -15,7 +15,7 @@ namespace {
 // Vectors: V<T> holds `lanes` values of T; VU<T> is the same with element alignment (for
 // unaligned loads and stores of C and unpacked operands).
 
-#if defined(__GNUC__)
+#if MLPFAST_HAVE_VECTOR_EXT
 #if defined(__AVX512F__)
 #define MLPFAST_VEC_BYTES 64
 #elif defined(__AVX__)
@@ -23,10 +23,10 @@ namespace {
 #else
 #define MLPFAST_VEC_BYTES 16
 #endif
-typedef float vf __attribute__((vector_size(MLPFAST_VEC_BYTES)));
-typedef float vfu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(4)));
-typedef double vd __attribute__((vector_size(MLPFAST_VEC_BYTES)));
-typedef double vdu __attribute__((vector_size(MLPFAST_VEC_BYTES), aligned(8)));
+typedef float vf MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+typedef float vfu MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES) MLPFAST_ALIGNED_ATTR(4);
+typedef double vd MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+typedef double vdu MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES) MLPFAST_ALIGNED_ATTR(8);
 template <typename T>
 struct Vec;
 template <>
@@ -39,14 +39,12 @@ struct Vec<double> {
   typedef vd V;
   typedef vdu VU;
 };
-#define MLPFAST_UNROLL _Pragma("GCC unroll 64")
 #else
 template <typename T>
 struct Vec {
   typedef T V;
   typedef T VU;
 };
-#define MLPFAST_UNROLL
 #endif
 
 template <typename T>

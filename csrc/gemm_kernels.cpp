@@ -243,14 +243,14 @@ void pack_b_kc_x_nc(bool trans_b, index_t kc, index_t nc, const T* b, index_t ld
 // The epilogue runs here, once per tile: beta on the first K block, bias and act on the last.
 // Every instantiation computes an element of C by the same operations in the same order.
 template <typename T, int MR, int NV, int MRP>
-void ukernel_mr_x_nr(index_t kc, const T* __restrict ap, const T* __restrict b, index_t ldb_p,
-                     T* __restrict c, index_t ldc, const Epilogue<T>& ep) {
+void ukernel_mr_x_nr(index_t kc, const T* MLPFAST_RESTRICT ap, const T* MLPFAST_RESTRICT b,
+                     index_t ldb_p, T* MLPFAST_RESTRICT c, index_t ldc, const Epilogue<T>& ep) {
   constexpr int L = lanes<T>();
   // C is touched only after the kc loop: start fetching its lines now (rows of a large C are
   // pages apart and would otherwise miss one after another in the epilogue).
   for (int i = 0; i < MR; ++i)
     for (int off = 0; off < NV * L; off += 64 / int(sizeof(T)))
-      __builtin_prefetch(c + i * ldc + off, 1);
+      MLPFAST_PREFETCH_W(c + i * ldc + off);
   V<T> acc[MR][NV];
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {

@@ -21,7 +21,7 @@ template <typename T, typename VT, int R>
 void row_chunk(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, const T* b,
                index_t ldb, const index_t* cols, T alpha, T beta, T* c, index_t ldc, const T* bias,
                Activation act) {
-  typedef VT VU __attribute__((aligned(sizeof(T))));
+  typedef VT VU MLPFAST_ALIGNED_ATTR(sizeof(T));
   auto ld = [](const T* p) { return VT(*reinterpret_cast<const VU*>(p)); };
   for (index_t i = 0; i < m; ++i) {
     const T* ai = a + i * sa_i;
@@ -79,8 +79,8 @@ void row_vectors(index_t m, const T* a, index_t sa_i, index_t sa_p, index_t k, c
 template <typename T>
 void gemm_rows(bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
                const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias, Activation act) {
-#if defined(__GNUC__)
-  typedef T V16 __attribute__((vector_size(16)));  // narrow outputs (10 classes) stay vectorized
+#if MLPFAST_HAVE_VECTOR_EXT
+  typedef T V16 MLPFAST_VECTOR_ATTR(16);  // narrow outputs (10 classes) stay vectorized
 #else
   typedef T V16;
 #endif

@@ -85,8 +85,8 @@ struct sgd {
 
  private:
   template <typename T, bool kNesterov, bool kL2>
-  static double range(index_t lo, index_t hi, T* __restrict p, const T* __restrict g,
-                      T* __restrict vel, const Coeffs<T>& c) {
+  static double range(index_t lo, index_t hi, T* MLPFAST_RESTRICT p, const T* MLPFAST_RESTRICT g,
+                      T* MLPFAST_RESTRICT vel, const Coeffs<T>& c) {
     double sum_sq = 0.0;
     const T lr = c.lr, mom = c.momentum, l2 = c.l2;
 #pragma omp simd reduction(+ : sum_sq)
@@ -135,8 +135,8 @@ struct adam {
 
  private:
   template <typename T, bool kL2>
-  static double range(index_t lo, index_t hi, T* __restrict p, const T* __restrict g,
-                      T* __restrict m, T* __restrict v, const Coeffs<T>& c) {
+  static double range(index_t lo, index_t hi, T* MLPFAST_RESTRICT p, const T* MLPFAST_RESTRICT g,
+                      T* MLPFAST_RESTRICT m, T* MLPFAST_RESTRICT v, const Coeffs<T>& c) {
     double sum_sq = 0.0;
     const T lr_t = c.lr_t, b1 = c.beta_1, omb1 = c.one_minus_beta_1, b2 = c.beta_2,
             omb2 = c.one_minus_beta_2, eps = c.epsilon, l2 = c.l2;

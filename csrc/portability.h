@@ -6,6 +6,8 @@
 //   MLPFAST_RESTRICT            no-alias pointer qualifier (__restrict: GCC, Clang, MSVC)
 //   MLPFAST_PREFETCH_W(p)       prefetch the cache line at p for writing; a no-op elsewhere
 //   MLPFAST_FORCE_INLINE        inline even where the compiler's heuristics say no
+//   MLPFAST_UNREACHABLE()       tells the compiler a point cannot be reached (after a switch
+//                               that covers every enumerator)
 //   MLPFAST_UNROLL              unroll the next (constant-trip) loop fully; a no-op elsewhere
 //   MLPFAST_HAVE_VECTOR_EXT     1 where GCC/Clang vector extensions (vector_size) exist, so the
 //                               kernels use V<T> vectors; 0 elsewhere (MSVC: plain scalar code)
@@ -42,6 +44,7 @@
 #if MLPFAST_GNU_LIKE
 #define MLPFAST_PREFETCH_W(p) __builtin_prefetch((p), 1)
 #define MLPFAST_FORCE_INLINE inline __attribute__((always_inline))
+#define MLPFAST_UNREACHABLE() __builtin_unreachable()
 #elif defined(_MSC_VER)
 #if defined(_M_X64) || defined(_M_IX86)
 #include <xmmintrin.h>
@@ -50,9 +53,11 @@
 #define MLPFAST_PREFETCH_W(p) ((void)(p))
 #endif
 #define MLPFAST_FORCE_INLINE __forceinline
+#define MLPFAST_UNREACHABLE() __assume(0)
 #else
 #define MLPFAST_PREFETCH_W(p) ((void)(p))
 #define MLPFAST_FORCE_INLINE inline
+#define MLPFAST_UNREACHABLE() ((void)0)
 #endif
 
 // Clang accepts GCC's spelling too, but says "unroll" for "as far as the trip count allows".

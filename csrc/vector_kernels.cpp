@@ -62,7 +62,7 @@ inline void for_column_blocks(index_t n, bool parallel, const Body& body) {
 // --- activation derivatives ------------------------------------------------------------------
 
 template <typename T, typename A>
-inline void act_backward_row(index_t n, const T* __restrict a, T* __restrict dz) {
+inline void act_backward_row(index_t n, const T* MLPFAST_RESTRICT a, T* MLPFAST_RESTRICT dz) {
 #pragma omp simd
   for (index_t j = 0; j < n; ++j) dz[j] *= A::derivative(a[j]);
 }
@@ -82,8 +82,8 @@ void act_backward(Activation act, index_t m, index_t n, const T* a, index_t lda,
 // --- PReLU (the slope is a per-unit parameter, so it is not a GEMM epilogue) -------------------
 
 template <typename T>
-inline void prelu_forward_row(index_t n, const T* __restrict z, const T* __restrict slope,
-                              T* __restrict a) {
+inline void prelu_forward_row(index_t n, const T* MLPFAST_RESTRICT z,
+                              const T* MLPFAST_RESTRICT slope, T* MLPFAST_RESTRICT a) {
 #pragma omp simd
   for (index_t j = 0; j < n; ++j) a[j] = activations::prelu::forward(z[j], slope[j]);
 }
@@ -102,8 +102,8 @@ void prelu_backward_columns(index_t j0, index_t j1, index_t m, const T* z, index
                             const T* slope, T* da, index_t ldda, T* dslope, T m_eff) {
   for (index_t j = j0; j < j1; ++j) dslope[j] = T(0);
   for (index_t i = 0; i < m; ++i) {
-    const T* __restrict zi = z + i * ldz;
-    T* __restrict dai = da + i * ldda;
+    const T* MLPFAST_RESTRICT zi = z + i * ldz;
+    T* MLPFAST_RESTRICT dai = da + i * ldda;
 #pragma omp simd
     for (index_t j = j0; j < j1; ++j) {
       const T zij = zi[j];
@@ -129,7 +129,7 @@ void column_sum_columns(index_t j0, index_t j1, index_t m, const T* dz, index_t 
                         T m_eff) {
   for (index_t j = j0; j < j1; ++j) db[j] = T(0);
   for (index_t i = 0; i < m; ++i) {
-    const T* __restrict row = dz + i * lddz;
+    const T* MLPFAST_RESTRICT row = dz + i * lddz;
 #pragma omp simd
     for (index_t j = j0; j < j1; ++j) db[j] += row[j];
   }
@@ -245,14 +245,14 @@ double outer_blocks(index_t fan_in, index_t fan_out, index_t m, const T* a, inde
       for (index_t e = c0; e < c1;) {  // row segments of the chunk
         const index_t i = e / fan_out, j0 = e - i * fan_out;
         const index_t len = fan_out - j0 < c1 - e ? fan_out - j0 : c1 - e;
-        T* __restrict gs = g + (e - c0);
+        T* MLPFAST_RESTRICT gs = g + (e - c0);
         const T a0 = a[i];
-        const T* __restrict dz0 = dz + j0;
+        const T* MLPFAST_RESTRICT dz0 = dz + j0;
 #pragma omp simd
         for (index_t j = 0; j < len; ++j) gs[j] = a0 * dz0[j];
         for (index_t r = 1; r < m; ++r) {
           const T ar = a[r * lda + i];
-          const T* __restrict dzr = dz + r * lddz + j0;
+          const T* MLPFAST_RESTRICT dzr = dz + r * lddz + j0;
 #pragma omp simd
           for (index_t j = 0; j < len; ++j) gs[j] += ar * dzr[j];
         }
