@@ -41,7 +41,7 @@ build_selfcheck() {
   # (act_backward_row for softplus / logistic): a hint it cannot honour, the loop runs scalar.
   # The same flag is set for Clang in CMakeLists.txt; every other warning stays an error.
   [[ $cxx == clang* ]] && flags+=" -Wno-pass-failed"
-  local objs=() defs=() spec name isa_flags src
+  local objs=() levels="" spec name isa_flags src
   mkdir -p "$out"
   for spec in "$@"; do
     name=${spec%%:*}
@@ -52,10 +52,12 @@ build_selfcheck() {
         -c "$csrc/$src.cpp" -o "$out/$src.$name.o" &
       objs+=("$out/$src.$name.o")
     done
-    defs+=("-DMLPFAST_HAVE_${name^^}=1")
+    levels+=" X($name)"
   done
+  # dispatch.cpp reads the compiled levels from CMake's generated isa_levels.h; write the same
+  echo "#define MLPFAST_ISA_LEVELS(X)$levels" > "$out/isa_levels.h"
   # shellcheck disable=SC2086
-  $cxx $flags "${defs[@]}" -c "$csrc/dispatch.cpp" -o "$out/dispatch.o" &
+  $cxx $flags -I"$out" -c "$csrc/dispatch.cpp" -o "$out/dispatch.o" &
   # shellcheck disable=SC2086
   $cxx $flags -c "$csrc/network.cpp" -o "$out/network.o" &
   # shellcheck disable=SC2086
@@ -72,9 +74,16 @@ build_selfcheck() {
 
 t0=$SECONDS
 if [[ " $steps " == *" selfcheck "* ]]; then
-  echo "== self-check, clang++ x86-64 (generic, avx2, avx512), 2 threads"
-  build_selfcheck clang++ "$work/clang" "" -- "generic:" "avx2:-mavx2 -mfma -mf16c" \
-    "avx512:-mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma -mprefer-vector-width=512"
+  echo "== self-check, clang++ x86-64 (every level of CMakeLists.txt), 2 threads"
+  # every level CMakeLists.txt declares (its mlpfast_isa_level(name flags...) entries)
+  mapfile -t levels < <(python3 - "$root/CMakeLists.txt" <<'EOF'
+import re, sys
+text = re.sub(r"#[^\n]*", "", open(sys.argv[1]).read())
+for m in re.finditer(r"\bmlpfast_isa_level\(\s*(\w+)([^)]*)\)", text):
+    print(m.group(1) + ":" + " ".join(m.group(2).split()))
+EOF
+  )
+  build_selfcheck clang++ "$work/clang" "" -- "${levels[@]}"
   OMP_NUM_THREADS=2 "$work/clang/selfcheck"
   echo "   ($((SECONDS - t0)) s)"
 fi
