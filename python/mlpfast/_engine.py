@@ -11,6 +11,10 @@ Backends:
   slow. Chosen with the environment variable ``MLPFAST_ENGINE=reference`` (read once, at import),
   for tests that compare the two and for developing without the compiled core.
 
+``predict_forward`` is the estimators' fast path for predictions (checks and forward pass in
+one call; see ``mlpfast._core.predict_forward``): the core's, or None with the reference backend
+(then every prediction takes scikit-learn's path and ``forward``).
+
 Besides the three functions, the module names what the active backend implements:
 ``ACTIVATIONS`` (hidden), ``OUTPUT_ACTIVATIONS`` and ``SOLVERS`` (those of ``train_epoch``),
 tuples of strings. The estimators validate their parameters against them and the tests
@@ -32,7 +36,7 @@ if BACKEND == "core":
     _NAMES = ("ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
     _missing = [
         name
-        for name in ("forward", "loss_grad", "train_epoch", *_NAMES)
+        for name in ("forward", "loss_grad", "train_epoch", "predict_forward", *_NAMES)
         if not hasattr(_source, name)
     ]
     if _missing:
@@ -50,6 +54,7 @@ else:
 forward = _source.forward
 loss_grad = _source.loss_grad
 train_epoch = _source.train_epoch
+predict_forward = getattr(_source, "predict_forward", None)
 ACTIVATIONS, OUTPUT_ACTIVATIONS, SOLVERS = (tuple(getattr(_source, name)) for name in _NAMES)
 
 __all__ = [
@@ -57,6 +62,7 @@ __all__ = [
     "forward",
     "loss_grad",
     "train_epoch",
+    "predict_forward",
     "ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
     "SOLVERS",
