@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from test_to_sklearn import TASKS, X, fit, make  # the same six tasks and data
 
 from mlpfast import MLPClassifier, MLPRegressor, _engine
 
@@ -22,26 +23,14 @@ pytestmark = pytest.mark.skipif(
     _engine.predict_forward is None, reason="the fast path needs the compiled core"
 )
 
-rng = np.random.RandomState(0)
-X = rng.randn(60, 5)
-_k = rng.randint(0, 3, 60)
-TASKS = {  # task: (estimator, extra parameters, y)
-    "binary": (MLPClassifier, {}, np.array(["no", "yes"])[_k % 2]),
-    "multiclass": (MLPClassifier, {}, _k),
-    "multilabel": (MLPClassifier, {}, np.c_[_k % 2, _k // 2, _k == 1].astype(int)),
-    "regression": (MLPRegressor, {}, X[:, 0] - X[:, 1] ** 2),
-    "multioutput": (MLPRegressor, {}, np.c_[X[:, 0], np.sin(X[:, 1])]),
-    "poisson": (MLPRegressor, {"loss": "poisson"}, np.exp(X[:, 0] / 2)),
-}
+NF = X.shape[1]  # the fitted width
+rng = np.random.RandomState(1)
 DTYPES = [np.float32, np.float64]
 
 
-def fit(task, dtype=np.float64, **params):
-    estimator, extra, y = TASKS[task]
-    params = {"hidden_layer_sizes": (7, 6), "max_iter": 5, "random_state": 0, **extra, **params}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning after few epochs
-        return estimator(**params).fit(X.astype(dtype), y)
+def fitted(task, dtype=np.float64, **params):
+    model, y = make(task, **params)
+    return fit(model, X.astype(dtype), y)
 
 
 def methods(model):
@@ -84,8 +73,8 @@ def assert_identical(a, b):
 @pytest.mark.parametrize("model_dtype", DTYPES)
 @pytest.mark.parametrize("task", TASKS)
 def test_fast_path_equals_slow_path_bitwise(task, model_dtype, x_dtype, spy, monkeypatch):
-    model = fit(task, model_dtype)
-    data = np.ascontiguousarray(rng.randn(23, 5).astype(x_dtype) * 3)
+    model = fitted(task, model_dtype)
+    data = np.ascontiguousarray(rng.randn(23, NF).astype(x_dtype) * 3)
     for method in methods(model):
         expected = slow(model, method, data, monkeypatch)
         spy.clear()
@@ -102,7 +91,7 @@ def test_fast_path_equals_slow_path_bitwise(task, model_dtype, x_dtype, spy, mon
 
 @pytest.mark.parametrize("activation", ["prelu", "tanh", "logistic", "identity"])
 def test_fast_path_other_activations(activation, spy, monkeypatch):
-    model = fit("multiclass", activation=activation)
+    model = fitted("multiclass", activation=activation)
     for method in methods(model):
         spy.clear()
         assert_identical(getattr(model, method)(X), slow(model, method, X, monkeypatch))
@@ -112,10 +101,10 @@ def test_fast_path_other_activations(activation, spy, monkeypatch):
 def test_weights_assigned_from_outside(spy, monkeypatch):
     """coefs_ no longer views into the flat buffer: the fast path steps aside once, scikit-learn's
     path re-packs them, and the prediction uses the new weights."""
-    model = fit("multiclass")
+    model = fitted("multiclass")
     model.coefs_[0] = model.coefs_[0] * 2.0  # a new array, not a view
     expected = SkMLPClassifier.predict_proba(model, X)  # re-packs, through _forward_pass_fast
-    model = fit("multiclass")
+    model = fitted("multiclass")
     model.coefs_[0] = model.coefs_[0] * 2.0
     spy.clear()
     assert_identical(model.predict_proba(X), expected)
@@ -140,7 +129,7 @@ def _fallback_inputs():
 @pytest.mark.parametrize("kind", list(_fallback_inputs()))
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_other_inputs_take_sklearns_path(task, kind, spy, monkeypatch):
-    model = fit(task)
+    model = fitted(task)
     data = _fallback_inputs()[kind]
     for method in methods(model):
         expected = slow(model, method, data, monkeypatch)
@@ -153,7 +142,7 @@ def test_other_inputs_take_sklearns_path(task, kind, spy, monkeypatch):
 
 
 def test_sparse_input_raises_type_error_as_before():
-    model = fit("multiclass")
+    model = fitted("multiclass")
     for method in methods(model):
         with pytest.raises(TypeError, match="sparse input is not supported"):
             getattr(model, method)(sp.csr_matrix(X))
@@ -170,7 +159,7 @@ def _warning_texts(model, method, data):
 @pytest.mark.parametrize("predict_with_names", [True, False])
 def test_feature_names_warnings_as_sklearn(fit_with_names, predict_with_names):
     pd = pytest.importorskip("pandas")
-    columns = [f"f{i}" for i in range(5)]
+    columns = [f"f{i}" for i in range(NF)]
     frame = pd.DataFrame(X, columns=columns)
     y = TASKS["multiclass"][2]
     train = frame if fit_with_names else X
@@ -194,15 +183,15 @@ def test_feature_names_warnings_as_sklearn(fit_with_names, predict_with_names):
 
 
 BAD_INPUTS = {
-    "wrong width": np.ones((3, 4)),
-    "too wide": np.ones((3, 6), dtype=np.float32),
-    "NaN": np.where(np.eye(3, 5) > 0, np.nan, 1.0),
-    "inf float32": np.where(np.eye(3, 5) > 0, np.inf, 1.0).astype(np.float32),
-    "-inf": np.where(np.eye(3, 5) > 0, -np.inf, 1.0),
-    "1-D": np.ones(5),
-    "3-D": np.ones((2, 3, 5)),
-    "no rows": np.ones((0, 5)),
-    "np.matrix": np.ones((3, 5)).view(np.matrix),  # a subclass: scikit-learn's TypeError
+    "too narrow": np.ones((3, NF - 1)),
+    "too wide": np.ones((3, NF + 1), dtype=np.float32),
+    "NaN": np.where(np.eye(3, NF) > 0, np.nan, 1.0),
+    "inf float32": np.where(np.eye(3, NF) > 0, np.inf, 1.0).astype(np.float32),
+    "-inf": np.where(np.eye(3, NF) > 0, -np.inf, 1.0),
+    "1-D": np.ones(NF),
+    "3-D": np.ones((2, 3, NF)),
+    "no rows": np.ones((0, NF)),
+    "np.matrix": np.ones((3, NF)).view(np.matrix),  # a subclass: scikit-learn's TypeError
 }
 
 
@@ -210,7 +199,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_bad_input_errors_as_sklearn(task, kind):
     """The same exception type and message as scikit-learn's own MLP (its copy: to_sklearn)."""
-    model = fit(task)
+    model = fitted(task)
     theirs = model.to_sklearn()
     data = BAD_INPUTS[kind]
     for method in methods(model):
@@ -224,7 +213,7 @@ def test_bad_input_errors_as_sklearn(task, kind):
 @pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
 def test_unfitted_model_errors_as_sklearn(estimator):
     sk_estimator = SkMLPClassifier if estimator is MLPClassifier else SkMLPRegressor
-    data = np.ones((2, 5))
+    data = np.ones((2, NF))
     for method in methods(estimator()):
         with pytest.raises(NotFittedError) as expected:
             getattr(sk_estimator(), method)(data)
@@ -237,9 +226,9 @@ def test_unfitted_model_errors_as_sklearn(estimator):
 def test_concurrent_predictions_from_threads(task, monkeypatch):
     """Four Python threads predicting on one model at once (the core releases the GIL): every
     answer equals the single-threaded one."""
-    model = fit(task)
+    model = fitted(task)
     method = "predict_proba" if isinstance(model, MLPClassifier) else "predict"
-    batches = [np.ascontiguousarray(rng.randn(n, 5)) for n in (1, 3, 50, 400)]
+    batches = [np.ascontiguousarray(rng.randn(n, NF)) for n in (1, 3, 50, 400)]
     expected = [slow(model, method, b, monkeypatch) for b in batches]
     labels = [slow(model, "predict", b, monkeypatch) for b in batches]
     failures = []
