@@ -79,7 +79,7 @@ def _predictor(library, model):
 
 def _ratio_lines():
     head = f"latency: predict_proba, 64-100-10 digits model (engine {_engine.BACKEND}), medians"
-    lines = ["", head]
+    lines = ["", head] if _medians else []
     for batch, times in sorted(_medians.items()):
         base = times.get("mlpfast", float("nan"))
         lines += [
@@ -91,14 +91,24 @@ def _ratio_lines():
     return lines
 
 
+class _Summary:
+    """A pytest plugin printing `lines()` in the terminal summary (output written while the
+    tests run, fixture teardowns included, is captured)."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+    def pytest_terminal_summary(self, terminalreporter):
+        for line in self.lines():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="module")
 def ratio_table(request):
-    """The medians of this module's benchmarks; printed side by side once they are all in."""
-    yield _medians
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and _medians:
-        for line in _ratio_lines():
-            reporter.write_line(line)
+    """The medians of this module's benchmarks, printed side by side at the end."""
+    if not request.config.pluginmanager.has_plugin("mlpfast-latency-ratios"):
+        request.config.pluginmanager.register(_Summary(_ratio_lines), "mlpfast-latency-ratios")
+    return _medians
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
