@@ -764,8 +764,10 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
       PyDict_GetItemString(state.ptr(), "feature_names_in_"))
     return py::none();
   PyObject* n_features = PyDict_GetItemString(state.ptr(), "n_features_in_");
-  if (!n_features || !PyLong_Check(n_features) || PyLong_AsSsize_t(n_features) != X.shape(1))
-    return py::none();
+  if (!n_features || !PyLong_Check(n_features)) return py::none();
+  const Py_ssize_t width = PyLong_AsSsize_t(n_features);
+  if (width == -1 && PyErr_Occurred()) PyErr_Clear();  // too large for Py_ssize_t
+  if (width != X.shape(1)) return py::none();
   const py::handle params_h = fast_array_item(state, "_params");
   if (!params_h) return py::none();
   const auto params = py::reinterpret_borrow<py::array>(params_h);
@@ -786,6 +788,8 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
                     py::reinterpret_borrow<py::object>(out_act));
   } catch (const py::builtin_exception&) {
     return py::none();  // scikit-learn's path raises what is wrong
+  } catch (py::error_already_set&) {
+    return py::none();  // (the error is cleared as the exception object goes)
   }
   if (net.units[0] != X.shape(1) || net.n_params != params.size()) return py::none();
   if (has_dtype<float>(X) && has_dtype<float>(params))

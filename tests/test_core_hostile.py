@@ -511,7 +511,7 @@ def estimator_state(draw, net):
         del state[draw(st.sampled_from(sorted(state)))]
     elif flaw == "type":
         key = draw(st.sampled_from(["activation", "_layer_units", "coefs_", "n_features_in_"]))
-        state[key] = draw(st.sampled_from(["relu", [1], None, 2.0]))
+        state[key] = draw(st.sampled_from(["relu", [1], None, 2.0, 2**70, -(2**70)]))
     return state, flaw
 
 
