@@ -13,7 +13,8 @@ Backends:
 
 ``predict_forward`` is the estimators' fast path for predictions (checks and forward pass in
 one call; see ``mlpfast._core.predict_forward``): the core's, or None with the reference backend
-(then every prediction takes scikit-learn's path and ``forward``).
+(then every prediction takes scikit-learn's path and ``forward``, with the same results). It is
+optional (not among the required names below): without it, predictions take that path too.
 
 Besides the three functions, the module names what the active backend implements:
 ``ACTIVATIONS`` (hidden), ``OUTPUT_ACTIVATIONS`` and ``SOLVERS`` (those of ``train_epoch``),
@@ -36,7 +37,7 @@ if BACKEND == "core":
     _NAMES = ("ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
     _missing = [
         name
-        for name in ("forward", "loss_grad", "train_epoch", "predict_forward", *_NAMES)
+        for name in ("forward", "loss_grad", "train_epoch", *_NAMES)
         if not hasattr(_source, name)
     ]
     if _missing:
