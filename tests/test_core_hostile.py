@@ -612,13 +612,13 @@ def test_every_entry_point_is_covered():
     covered = {
         "gemm",
         "forward",
+        "predict_forward",
         "loss_grad",
         "train_epoch",
         "set_isa",
         "isa",
         "available_isas",
         "max_threads",
-        "predict_forward",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")
