@@ -30,8 +30,15 @@ SUITES = [
     "bench_estimators.py",
     "bench_fit.py",
     "bench_threads.py",
+    "bench_latency.py",
 ]
-ORDER = ["mlpfast", "numpy", "sklearn", "torch"]  # every suite names its peers in extra_info
+ORDER = [
+    "mlpfast",
+    "numpy",
+    "sklearn",
+    "onnxruntime",
+    "torch",
+]  # every suite names its peers in extra_info
 
 
 def run_suites(quick, select):

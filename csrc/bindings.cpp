@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -653,6 +654,149 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// predict fast path: predict_forward (the estimators' predict, predict_proba, predict_log_proba)
+//
+// predict_forward(state, X, proba) is the estimator's forward pass on X, with every check that
+// scikit-learn's predict makes done here in one call, or None whenever the call is not the plain
+// case: then the estimator takes scikit-learn's full path, which gives the same result or raises
+// scikit-learn's error with scikit-learn's message. `state` is the estimator's __dict__. The
+// plain case: a fitted estimator without feature names whose coefs_ / intercepts_ (and
+// prelu_slopes_) are still views into its flat _params (what _flat_params checks); X a
+// C-contiguous, aligned, 2-D float32 or float64 array with at least one row, n_features_in_
+// columns and finite values. The result equals _forward_pass_fast's bit for bit: computed in
+// the dtype numpy gives X @ coefs_ (float32 only when X and params both are; the other operand
+// is converted exactly), with the same kernels. With proba and one output (a binary
+// classifier), the result is scikit-learn's [1 - p, p] columns. The GIL is released around the
+// finiteness scan, the conversions and the forward pass.
+
+// state[key] when it is a numpy array, else None (a borrowed handle).
+py::handle fast_array_item(const py::dict& state, const char* key) {
+  PyObject* v = PyDict_GetItemString(state.ptr(), key);
+  return v && py::isinstance<py::array>(v) ? py::handle(v) : py::handle();
+}
+
+// True when every array of the lists state[key] is a view into params; adds their sizes to
+// `total`. A missing key counts as an empty list.
+bool fast_views_of(const py::dict& state, const char* key, const py::array& params,
+                   py::ssize_t& total) {
+  PyObject* list = PyDict_GetItemString(state.ptr(), key);
+  if (!list) return true;
+  if (!PyList_Check(list)) return false;
+  for (const py::handle item : py::reinterpret_borrow<py::list>(list)) {
+    if (!py::isinstance<py::array>(item)) return false;
+    const auto a = py::reinterpret_borrow<py::array>(item);
+    if (!a.base().is(params)) return false;
+    total += a.size();
+  }
+  return true;
+}
+
+// An ndim-D, C-contiguous, aligned float32 or float64 array of native byte order.
+bool fast_plain(const py::array& x, py::ssize_t ndim) {
+  return x.ndim() == ndim && (x.flags() & py::array::c_style) &&
+         reinterpret_cast<std::uintptr_t>(x.data()) % x.itemsize() == 0 &&
+         (has_dtype<float>(x) || has_dtype<double>(x));
+}
+
+// The forward pass in T on X (dtype TX) and params (dtype TP), converted to T first where they
+// differ; false (nothing written) when X holds NaN or infinity.
+template <typename T, typename TX, typename TP>
+bool fast_forward_typed(const mlpfast::NetSpec& spec, const TP* params, index_t n_params,
+                        const TX* x, index_t rows, index_t cols, T* out) {
+  if (!mlpfast::kernels<TX>().all_finite(rows, cols, x, cols, 1)) return false;
+  std::vector<T> x_conv, p_conv;
+  const T* xt = reinterpret_cast<const T*>(x);
+  const T* pt = reinterpret_cast<const T*>(params);
+  if (!std::is_same<T, TX>::value) {
+    x_conv.assign(x, x + rows * cols);
+    xt = x_conv.data();
+  }
+  if (!std::is_same<T, TP>::value) {
+    p_conv.assign(params, params + n_params);
+    pt = p_conv.data();
+  }
+  mlpfast::forward<T>(spec, pt, Strided<T>{xt, rows, cols, cols, 1}, out);
+  return true;
+}
+
+template <typename T>
+py::object fast_forward_out(const mlpfast::NetSpec& spec, const py::array& params,
+                            const py::array& X, bool proba) {
+  const index_t rows = X.shape(0), cols = X.shape(1), n_out = spec.units[spec.n_layers];
+  const bool two_columns = proba && n_out == 1;
+  py::array_t<T> out({rows, two_columns ? index_t(2) : n_out});
+  T* o = out.mutable_data();
+  const bool x32 = has_dtype<float>(X), p32 = has_dtype<float>(params);
+  const index_t n_params = params.size();
+  bool finite;
+  {
+    py::gil_scoped_release release;
+    std::vector<T> p(two_columns ? rows : 0);
+    T* dst = two_columns ? p.data() : o;
+    if (x32 && p32)
+      finite = fast_forward_typed<T>(spec, static_cast<const float*>(params.data()), n_params,
+                                     static_cast<const float*>(X.data()), rows, cols, dst);
+    else if (x32)
+      finite = fast_forward_typed<T>(spec, static_cast<const double*>(params.data()), n_params,
+                                     static_cast<const float*>(X.data()), rows, cols, dst);
+    else if (p32)
+      finite = fast_forward_typed<T>(spec, static_cast<const float*>(params.data()), n_params,
+                                     static_cast<const double*>(X.data()), rows, cols, dst);
+    else
+      finite = fast_forward_typed<T>(spec, static_cast<const double*>(params.data()), n_params,
+                                     static_cast<const double*>(X.data()), rows, cols, dst);
+    if (finite && two_columns)
+      for (index_t i = 0; i < rows; ++i) {
+        o[2 * i] = T(1) - p[i];
+        o[2 * i + 1] = p[i];
+      }
+  }
+  if (!finite) return py::none();
+  return std::move(out);
+}
+
+py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool proba) {
+  if (!py::isinstance<py::array>(X_obj)) return py::none();
+  const auto X = py::reinterpret_borrow<py::array>(X_obj);
+  if (!fast_plain(X, 2) || X.shape(0) < 1) return py::none();
+  if (!PyDict_GetItemString(state.ptr(), "coefs_") ||
+      PyDict_GetItemString(state.ptr(), "feature_names_in_"))
+    return py::none();
+  PyObject* n_features = PyDict_GetItemString(state.ptr(), "n_features_in_");
+  if (!n_features || !PyLong_Check(n_features)) return py::none();
+  const Py_ssize_t width = PyLong_AsSsize_t(n_features);
+  if (width == -1 && PyErr_Occurred()) PyErr_Clear();  // too large for Py_ssize_t
+  if (width != X.shape(1)) return py::none();
+  const py::handle params_h = fast_array_item(state, "_params");
+  if (!params_h) return py::none();
+  const auto params = py::reinterpret_borrow<py::array>(params_h);
+  if (!fast_plain(params, 1)) return py::none();
+  py::ssize_t total = 0;
+  if (!fast_views_of(state, "coefs_", params, total) ||
+      !fast_views_of(state, "intercepts_", params, total) ||
+      !fast_views_of(state, "prelu_slopes_", params, total) || total != params.size())
+    return py::none();
+  PyObject* units = PyDict_GetItemString(state.ptr(), "_layer_units");
+  PyObject* act = PyDict_GetItemString(state.ptr(), "activation");
+  PyObject* out_act = PyDict_GetItemString(state.ptr(), "out_activation_");
+  if (!units || !act || !out_act) return py::none();
+  Net net;
+  try {
+    net = parse_net(py::reinterpret_borrow<py::object>(units),
+                    py::reinterpret_borrow<py::object>(act),
+                    py::reinterpret_borrow<py::object>(out_act));
+  } catch (const py::builtin_exception&) {
+    return py::none();  // scikit-learn's path raises what is wrong
+  } catch (py::error_already_set&) {
+    return py::none();  // (the error is cleared as the exception object goes)
+  }
+  if (net.units[0] != X.shape(1) || net.n_params != params.size()) return py::none();
+  if (has_dtype<float>(X) && has_dtype<float>(params))
+    return fast_forward_out<float>(net.spec, params, X, proba);
+  return fast_forward_out<double>(net.spec, params, X, proba);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -713,4 +857,11 @@ has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, 
 
 Same semantics as mlpfast.reference.train_epoch; returns (loss, t). Runs every batch in C++ with
 the GIL released.)doc");
+
+  // predict fast path
+  m.def("predict_forward", &predict_forward, py::arg("state"), py::arg("X"), py::arg("proba"),
+        R"doc(The estimator's forward pass on X for predict / predict_proba, checks included, or
+None when X or the estimator is not the plain case (then take scikit-learn's path).
+
+state is the estimator's __dict__; with proba and one output, the [1 - p, p] columns.)doc");
 }

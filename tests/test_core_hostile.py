@@ -477,6 +477,80 @@ def test_train_epoch_hostile(net, data):
     np.testing.assert_allclose(state, s_ref, **loose(dtype, 100))
 
 
+# --- the predict fast path -------------------------------------------------------------------
+
+
+@st.composite
+def estimator_state(draw, net):
+    """An estimator's __dict__ as predict_forward reads it: mostly a fitted model's (coefs_ and
+    intercepts_ views into _params), sometimes with one thing off (feature names, another
+    width, weights not views, a missing key, a value of the wrong type)."""
+    units, act, out, dt, rng = net
+    values = params_for(rng, units, act)
+    params = draw(hostile((ref.n_params(units, act),), values=values, nan=True, prefer=dt))
+    coefs, intercepts, slopes = ref.unpack(params, units, act)
+    state = dict(
+        _params=params,
+        _layer_units=list(units),
+        activation=act,
+        out_activation_=out,
+        n_features_in_=units[0],
+        coefs_=coefs,
+        intercepts_=intercepts,
+    )
+    if slopes:
+        state["prelu_slopes_"] = slopes
+    flaw = draw(st.sampled_from([None] * 6 + ["names", "width", "copy", "missing", "type"]))
+    if flaw == "names":
+        state["feature_names_in_"] = np.array([f"f{i}" for i in range(units[0])], dtype=object)
+    elif flaw == "width":
+        state["n_features_in_"] = units[0] + 1
+    elif flaw == "copy":
+        state["coefs_"] = [c.copy() for c in coefs]
+    elif flaw == "missing":
+        del state[draw(st.sampled_from(sorted(state)))]
+    elif flaw == "type":
+        key = draw(st.sampled_from(["activation", "_layer_units", "coefs_", "n_features_in_"]))
+        state[key] = draw(st.sampled_from(["relu", [1], None, 2.0, 2**70, -(2**70)]))
+    return state, flaw
+
+
+@SETTINGS
+@given(network(), st.data())
+def test_predict_forward_hostile(net, data):
+    """Answers when the estimator and X are the plain case, with forward's result in the dtype
+    numpy gives X @ params (bit for bit); otherwise None, never an exception."""
+    units, act, out, dt, rng = net
+    state, flaw = data.draw(estimator_state(net))
+    params = state.get("_params")
+    X = data.draw(hostile((data.draw(SIZES), units[0]), prefer=dt))
+    proba = data.draw(st.booleans())
+    result = core.predict_forward(state, X, proba)
+    plain = (
+        is_native_float(params)
+        and params.flags.c_contiguous
+        and params.flags.aligned
+        and is_native_float(X)
+        and X.flags.c_contiguous
+        and X.flags.aligned
+        and X.shape[0] > 0
+        and finite_array(X)
+    )
+    event("answered" if result is not None else "declined")
+    if not plain or flaw in ("names", "width", "copy"):
+        assert result is None
+        return
+    if result is None:  # declined: only for a flaw (a missing prelu_slopes_ can still answer)
+        assert flaw is not None
+        return
+    dtype = np.float32 if X.dtype == params.dtype == np.float32 else np.float64
+    with np.errstate(all="ignore"):
+        expected = core.forward(params.astype(dtype), units, act, out, X.astype(dtype))
+    if proba and units[-1] == 1:
+        expected = np.c_[1 - expected, expected]
+    assert result.dtype == dtype and result.tobytes() == expected.tobytes()
+
+
 # --- ISA control and the informational entry points ------------------------------------------
 
 
@@ -538,6 +612,7 @@ def test_every_entry_point_is_covered():
     covered = {
         "gemm",
         "forward",
+        "predict_forward",
         "loss_grad",
         "train_epoch",
         "set_isa",

@@ -11,6 +11,11 @@ Backends:
   slow. Chosen with the environment variable ``MLPFAST_ENGINE=reference`` (read once, at import),
   for tests that compare the two and for developing without the compiled core.
 
+``predict_forward`` is the estimators' fast path for predictions (checks and forward pass in
+one call; see ``mlpfast._core.predict_forward``): the core's, or None with the reference backend
+(then every prediction takes scikit-learn's path and ``forward``, with the same results). It is
+optional (not among the required names below): without it, predictions take that path too.
+
 Besides the three functions, the module names what the active backend implements:
 ``ACTIVATIONS`` (hidden), ``OUTPUT_ACTIVATIONS`` and ``SOLVERS`` (those of ``train_epoch``),
 tuples of strings. The estimators validate their parameters against them and the tests
@@ -50,6 +55,7 @@ else:
 forward = _source.forward
 loss_grad = _source.loss_grad
 train_epoch = _source.train_epoch
+predict_forward = getattr(_source, "predict_forward", None)
 ACTIVATIONS, OUTPUT_ACTIVATIONS, SOLVERS = (tuple(getattr(_source, name)) for name in _NAMES)
 
 __all__ = [
@@ -57,6 +63,7 @@ __all__ = [
     "forward",
     "loss_grad",
     "train_epoch",
+    "predict_forward",
     "ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
     "SOLVERS",

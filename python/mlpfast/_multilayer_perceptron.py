@@ -13,6 +13,9 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   stopping, learning-rate schedules, verbose output, warnings as in scikit-learn).
 - ``_fit_lbfgs``: scipy's L-BFGS-B on the core's full-batch ``loss_grad``.
 - ``_forward_pass_fast``: the core's forward pass (predict, predict_proba, score).
+- ``predict``, ``predict_proba`` (and so ``predict_log_proba``): a fast path for a plain NumPy
+  array (``_fast_forward``): scikit-learn's checks and the forward pass in one core call; any
+  other input, or bad input, takes scikit-learn's path (its validation, warnings and errors).
 - pickling: the views are rebuilt from the flat buffer on load.
 
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
@@ -82,6 +85,34 @@ def _owned_copy(array):
 def _all_finite(a):
     # One summing pass decides in the common case: a sum is finite only if every term is.
     return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
+
+
+def _fast_forward(model, X, proba):
+    """The forward pass on X through the core's one-call fast path, or None when X (or the model)
+    is not the plain case: a fitted model without feature names, X an exact numpy.ndarray,
+    C-contiguous, 2-D, float32 or float64, of the fitted width, with rows, all finite. The result
+    is _forward_pass_fast's, bit for bit; with ``proba`` and one output, the [1 - p, p] columns
+    of scikit-learn's binary predict_proba."""
+    if type(X) is np.ndarray and _engine.predict_forward is not None:
+        return _engine.predict_forward(model.__dict__, X, proba)
+    return None
+
+
+def _inverse_binarize(binarizer, y_pred):
+    """binarizer.inverse_transform(y_pred) for the dense outputs of an MLP, without its
+    check_is_fitted (most of the time of a one-row predict): LabelBinarizer's own rules for
+    its default labels (0 and 1, so threshold 0.5) in the binary, multiclass and multilabel
+    cases; anything else goes to inverse_transform itself."""
+    if binarizer.sparse_input_ or (binarizer.neg_label, binarizer.pos_label) != (0, 1):
+        return binarizer.inverse_transform(y_pred)
+    classes, kind = binarizer.classes_, binarizer.y_type_
+    if kind == "multiclass" and y_pred.ndim == 2 and y_pred.shape[1] == len(classes):
+        return classes.take(y_pred.argmax(axis=1), mode="clip")
+    if kind == "binary" and y_pred.ndim == 1 and len(classes) == 2:
+        return classes[np.array(y_pred > 0.5, dtype=int)]
+    if kind == "multilabel-indicator" and y_pred.ndim == 2 and y_pred.shape[1] == len(classes):
+        return np.array(y_pred > 0.5, dtype=int)
+    return binarizer.inverse_transform(y_pred)
 
 
 def _engine_solver(optimizer):
@@ -493,6 +524,22 @@ class MLPClassifier(_FlatParamsMixin, _SkMLPClassifier):
         **_ACTIVATION_CONSTRAINT,
     }
 
+    def predict(self, X):
+        y_pred = _fast_forward(self, X, False)
+        if y_pred is None:
+            return super().predict(X)
+        if y_pred.shape[1] == 1:  # n_outputs_ == 1
+            y_pred = y_pred.ravel()
+        return _inverse_binarize(self._label_binarizer, y_pred)
+
+    predict.__doc__ = _SkMLPClassifier.predict.__doc__
+
+    def predict_proba(self, X):
+        y_proba = _fast_forward(self, X, True)
+        return super().predict_proba(X) if y_proba is None else y_proba
+
+    predict_proba.__doc__ = _SkMLPClassifier.predict_proba.__doc__
+
 
 class MLPRegressor(_FlatParamsMixin, _SkMLPRegressor):
     __doc__ = "Multi-layer Perceptron regressor.\n" + _DOC_SUFFIX
@@ -501,3 +548,11 @@ class MLPRegressor(_FlatParamsMixin, _SkMLPRegressor):
         **_SkMLPRegressor._parameter_constraints,
         **_ACTIVATION_CONSTRAINT,
     }
+
+    def predict(self, X):
+        y_pred = _fast_forward(self, X, False)
+        if y_pred is None:
+            return super().predict(X)
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+
+    predict.__doc__ = _SkMLPRegressor.predict.__doc__
