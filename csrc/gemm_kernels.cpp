@@ -74,8 +74,10 @@ struct Blocks {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
-// ~20 us of work per thread: below, a barrier costs more than the thread saves.
-constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
+// ~80 us of work per thread: below, a fork/join costs more than the thread saves (2^21, ~20 us,
+// left 784-100-10 at batch 32 slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products
+// on one thread, and every product of the lecture's 784-500-500-10 at batch 100 on two).
+constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
@@ -545,17 +547,33 @@ void gemm_packed(Job<T>& job, int nt) {
     return;
   }
 #ifdef _OPENMP
+  // the calling thread times its own share, so the policy learns how long it waited for its
+  // helpers (threads.h: a loaded machine sends the next regions to one thread for a while)
+  const std::int64_t start = now_ns();
+  std::int64_t busy = 0;
 #pragma omp parallel num_threads(nt)
   {
+    const bool caller = omp_get_thread_num() == 0;
+    std::int64_t mine = 0;
     // dynamic here too: a thread that another process keeps off its core must not hold up the
     // barrier with a share of the packing
 #pragma omp for schedule(dynamic, 1)
-    for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
+    for (index_t u = 0; u < units; ++u) {
+      const std::int64_t t0 = caller ? now_ns() : 0;
+      pack_a_unit(job, u);
+      if (caller) mine += now_ns() - t0;
+    }
     // (implicit barrier: A is packed before any task reads it)
     // loop 5 around the micro-kernel: column panels (and row blocks), one task at a time
 #pragma omp for schedule(dynamic, 1)
-    for (index_t t = 0; t < tasks; ++t) run_task(job, t);
+    for (index_t t = 0; t < tasks; ++t) {
+      const std::int64_t t0 = caller ? now_ns() : 0;
+      run_task(job, t);
+      if (caller) mine += now_ns() - t0;
+    }
+    if (caller) busy = mine;
   }
+  report_region(nt, start, now_ns(), busy);
 #endif
 }
 

@@ -2,6 +2,7 @@
 #include "threads.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 
 #ifdef _OPENMP
@@ -26,6 +27,16 @@ std::atomic<int> g_default{0};
 std::atomic<int> g_openmp_default{0};
 std::atomic<bool> g_env_set{false};
 
+// The adaptation to a loaded machine: until g_solo_until (now_ns() clock) every region runs on
+// one thread; g_pause is the length of the last pause (0: the last measured region was fine).
+// A region counts as slowed when its caller waited more than kSlowWaitNs and more than a
+// quarter of the region's time: on a quiet machine the caller waits for at most one task of
+// its helper at the end (a few percent), under load for a time slice (milliseconds).
+std::atomic<std::int64_t> g_solo_until{0};
+std::atomic<std::int64_t> g_pause{0};
+constexpr std::int64_t kSlowWaitNs = 200'000;
+constexpr std::int64_t kFirstPauseNs = 10'000'000, kMaxPauseNs = 500'000'000;
+
 #if MLPFAST_HAS_FORK
 extern "C" void mlpfast_after_fork_child() { g_forked.store(true, std::memory_order_relaxed); }
 #endif
@@ -49,10 +60,35 @@ int max_threads() {
   if (def > 0 && def < openmp && !g_env_set.load(std::memory_order_relaxed) &&
       openmp == g_openmp_default.load(std::memory_order_relaxed))
     return def;
-  return openmp < 1 ? 1 : openmp;
+  const int n = openmp < 1 ? 1 : openmp;
+  if (n > 1 && g_pause.load(std::memory_order_relaxed) > 0 &&
+      now_ns() < g_solo_until.load(std::memory_order_relaxed))
+    return 1;
+  return n;
 #else
   return 1;
 #endif
+}
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void report_region(int threads, std::int64_t start_ns, std::int64_t end_ns, std::int64_t busy_ns) {
+  if (threads < 2) return;
+  const std::int64_t wait = (end_ns - start_ns) - busy_ns;
+  if (wait > kSlowWaitNs && 4 * wait > end_ns - start_ns) {
+    std::int64_t pause = 2 * g_pause.load(std::memory_order_relaxed);
+    if (pause < kFirstPauseNs) pause = kFirstPauseNs;
+    if (pause > kMaxPauseNs) pause = kMaxPauseNs;
+    g_pause.store(pause, std::memory_order_relaxed);
+    g_solo_until.store(end_ns + pause, std::memory_order_relaxed);
+  } else {  // halved, not reset: under a load that comes and goes, the pause tracks it
+    const std::int64_t pause = g_pause.load(std::memory_order_relaxed) / 2;
+    g_pause.store(pause < kFirstPauseNs ? 0 : pause, std::memory_order_relaxed);
+  }
 }
 
 void set_default_threads(int n) {

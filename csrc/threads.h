@@ -14,8 +14,14 @@
 //     (threadpoolctl's threadpool_limits calls omp_set_num_threads): that setting.
 //   - otherwise the smaller of OpenMP's default and the default set at import from Python
 //     (joblib's cpu_count(), which honours CPU affinity and cgroup quotas), see
-//     set_default_threads().
+//     set_default_threads();
+//   - and 1 for a while after a parallel region found its caller waiting for helpers much of
+//     the time (another process holds a core, so a helper is descheduled and every barrier
+//     waits for its next time slice): see report_region(). The pause doubles while regions
+//     keep finding that (10 ms up to 0.5 s) and halves at each region that does not, so a loaded
+//     machine costs about one slow region per pause instead of every barrier of an epoch.
 #pragma once
+#include <cstdint>
 
 namespace mlpfast {
 
@@ -26,6 +32,14 @@ int max_threads();
 // made OpenMP's own setting (omp_set_num_threads), so that threadpoolctl.threadpool_info()
 // reports what mlpfast uses, unless OMP_NUM_THREADS is set or n is above OpenMP's default.
 void set_default_threads(int n);
+
+// Monotonic clock in nanoseconds, for report_region.
+std::int64_t now_ns();
+
+// A parallel region of `threads` threads ran from start_ns to end_ns, and its calling thread
+// spent busy_ns of that on its own share of the work (the rest it waited: for helpers to start,
+// at barriers, at the end). Called by the calling thread after the region.
+void report_region(int threads, std::int64_t start_ns, std::int64_t end_ns, std::int64_t busy_ns);
 
 // True in a process forked from the one that imported the core.
 bool in_forked_child();
