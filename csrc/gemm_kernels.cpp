@@ -603,7 +603,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   constexpr index_t MC = Blocks<T>::MC;
   // the policy's team (threads.h: 1 in a forked child or inside a parallel region), no more
   // threads than the work pays for
-  int nt = max_threads();
+  int nt = region_threads();
   if (nt > 1) {
     const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
     if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);

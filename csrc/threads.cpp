@@ -60,14 +60,18 @@ int max_threads() {
   if (def > 0 && def < openmp && !g_env_set.load(std::memory_order_relaxed) &&
       openmp == g_openmp_default.load(std::memory_order_relaxed))
     return def;
-  const int n = openmp < 1 ? 1 : openmp;
+  return openmp < 1 ? 1 : openmp;
+#else
+  return 1;
+#endif
+}
+
+int region_threads() {
+  const int n = max_threads();
   if (n > 1 && g_pause.load(std::memory_order_relaxed) > 0 &&
       now_ns() < g_solo_until.load(std::memory_order_relaxed))
     return 1;
   return n;
-#else
-  return 1;
-#endif
 }
 
 std::int64_t now_ns() {
@@ -100,7 +104,8 @@ void set_default_threads(int n) {
   if (g_openmp_default.load(std::memory_order_relaxed) == 0)
     g_openmp_default.store(omp_get_max_threads(), std::memory_order_relaxed);
   g_default.store(n, std::memory_order_relaxed);
-  if (!env_set && n < omp_get_max_threads()) omp_set_num_threads(n);
+  const int openmp_default = g_openmp_default.load(std::memory_order_relaxed);
+  if (!env_set) omp_set_num_threads(n < openmp_default ? n : openmp_default);
 #else
   g_default.store(n, std::memory_order_relaxed);
 #endif

@@ -25,12 +25,16 @@
 
 namespace mlpfast {
 
-// Threads the kernels may use now, from the calling thread (1 without OpenMP).
+// Threads the kernels may use, from the calling thread (1 without OpenMP): every rule above but
+// the last, transient one. What _core.max_threads() reports.
 int max_threads();
 
-// The team size when no OpenMP setting says otherwise (n >= 1). In the calling thread it is also
-// made OpenMP's own setting (omp_set_num_threads), so that threadpoolctl.threadpool_info()
-// reports what mlpfast uses, unless OMP_NUM_THREADS is set or n is above OpenMP's default.
+// The team of a parallel region starting now: max_threads(), or 1 while a pause lasts.
+int region_threads();
+
+// The team size when no OpenMP setting says otherwise (n >= 1). Unless OMP_NUM_THREADS is set,
+// the smaller of n and OpenMP's default also becomes the calling thread's OpenMP setting
+// (omp_set_num_threads), so that threadpoolctl.threadpool_info() reports what mlpfast uses.
 void set_default_threads(int n);
 
 // Monotonic clock in nanoseconds, for report_region.

@@ -45,7 +45,7 @@ constexpr index_t kColumnBlock = 128;
 // Each i must touch its own outputs only, so the results do not depend on the threads.
 template <typename Body>
 inline void for_rows(index_t m, bool parallel, const Body& body) {
-  const int nt = parallel ? max_threads() : 1;  // threads.h: 1 in a forked child
+  const int nt = parallel ? region_threads() : 1;  // threads.h: 1 in a forked child
   if (nt > 1) {
     // the calling thread times its share for the policy (threads.h, report_region)
     const std::int64_t start = now_ns();
