@@ -74,10 +74,8 @@ struct Blocks {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
-// ~80 us of work per thread: below, a fork/join costs more than the thread saves (2^21, ~20 us,
-// left 784-100-10 at batch 32 slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products
-// on one thread, and every product of the lecture's 784-500-500-10 at batch 100 on two).
-constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
+// ~20 us of work per thread: below, a barrier costs more than the thread saves.
+constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
@@ -364,35 +362,19 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread packing buffers (grown on demand, 64-byte aligned, freed when the thread exits),
-// kept between calls up to kKeepPackBytes: the MLP's products reuse them call after call, while
-// a larger one (a product with a huge k, e.g. 8 x 10**6 @ 10**6 x 8, packs 61 MiB of A) is freed
-// when its call returns, so a thread never holds more than a few MiB after a call.
-// Packed A of one row super-block stays under kMaxPackedABytes (rows are processed in
-// super-blocks beyond it, which changes no arithmetic); its rounding up to MR rows adds less
-// than 1 MiB wherever a super-block has at least MC rows. Larger packed A (k so large that MC
-// rows do not fit the budget) is not kept.
-constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
-constexpr std::size_t kKeepPackBytes = kMaxPackedABytes + (std::size_t(1) << 20);
+// Per-thread packing buffers, kept between calls (grown on demand, 64-byte aligned, freed when
+// the thread exits).
 struct PackBuffer {
   void* p = nullptr;
   std::size_t bytes = 0;
   void* get(std::size_t need) {
     if (need > bytes) {
-      release();
+      std::free(p);
       need = (need + 4095) & ~std::size_t(4095);
       p = std::aligned_alloc(64, need);
       bytes = p ? need : 0;
     }
     return p;
-  }
-  void release() {
-    std::free(p);
-    p = nullptr;
-    bytes = 0;
-  }
-  void trim() {
-    if (bytes > kKeepPackBytes) release();
   }
   ~PackBuffer() { std::free(p); }
 };
@@ -547,33 +529,17 @@ void gemm_packed(Job<T>& job, int nt) {
     return;
   }
 #ifdef _OPENMP
-  // the calling thread times its own share, so the policy learns how long it waited for its
-  // helpers (threads.h: a loaded machine sends the next regions to one thread for a while)
-  const std::int64_t start = now_ns();
-  std::int64_t busy = 0;
 #pragma omp parallel num_threads(nt)
   {
-    const bool caller = omp_get_thread_num() == 0;
-    std::int64_t mine = 0;
     // dynamic here too: a thread that another process keeps off its core must not hold up the
     // barrier with a share of the packing
 #pragma omp for schedule(dynamic, 1)
-    for (index_t u = 0; u < units; ++u) {
-      const std::int64_t t0 = caller ? now_ns() : 0;
-      pack_a_unit(job, u);
-      if (caller) mine += now_ns() - t0;
-    }
+    for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
     // (implicit barrier: A is packed before any task reads it)
     // loop 5 around the micro-kernel: column panels (and row blocks), one task at a time
 #pragma omp for schedule(dynamic, 1)
-    for (index_t t = 0; t < tasks; ++t) {
-      const std::int64_t t0 = caller ? now_ns() : 0;
-      run_task(job, t);
-      if (caller) mine += now_ns() - t0;
-    }
-    if (caller) busy = mine;
+    for (index_t t = 0; t < tasks; ++t) run_task(job, t);
   }
-  report_region(nt, start, now_ns(), busy);
 #endif
 }
 
@@ -590,7 +556,10 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 }
 
 // ---------------------------------------------------------------------------------------------
-// The entry point: path choice, thread count, row super-blocks.
+// Packed A of one row super-block stays under this size (rows are processed in super-blocks
+// beyond it, which changes no arithmetic).
+constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
+
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
@@ -601,13 +570,15 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
-  // the policy's team (threads.h: 1 in a forked child or inside a parallel region), no more
-  // threads than the work pays for
-  int nt = region_threads();
-  if (nt > 1) {
-    const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
-    if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
+  int nt = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) {  // inside someone else's parallel region: stay on this thread
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const int want = int(flops / double(kMinFlopsPerThread));
+    nt = omp_get_max_threads();
+    if (want < nt) nt = want < 1 ? 1 : want;
   }
+#endif
   Job<T> job{};
   job.trans_a = trans_a;
   job.trans_b = trans_b;
@@ -641,7 +612,6 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     }
     gemm_packed(job, nt);
   }
-  tl_pack_a.trim();  // (packed B panels are at most NC x KC: always kept)
 }
 
 }  // namespace

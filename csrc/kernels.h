@@ -14,7 +14,6 @@
 #include "common.h"
 #include "losses.h"
 #include "optimizers.h"
-#include "threads.h"  // max_threads(): the team of every parallel region
 
 namespace mlpfast {
 
@@ -126,6 +125,9 @@ int available_isas(const char** names, int capacity);
 int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
+
+// Number of threads a kernel may use (OpenMP's current setting, 1 without OpenMP).
+int max_threads();
 
 }  // namespace mlpfast
 

@@ -3,22 +3,16 @@
 // (see kernels.h). The formulas live in activations.h, losses.h and optimizers.h; this file
 // only lays the loops out over rows, columns and blocks and registers them in KernelSet<T>.
 //
-// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold and when
-// the thread policy (threads.h) gives it a team, through an explicit branch rather than an `if`
-// clause, so small calls (batch size 1) and forked children never open a parallel region. Threads
-// split independent outputs only: rows for element-wise work and per-row losses, column blocks for
-// column sums, fixed kReduceBlock blocks for flat reductions, whose partial sums are then added in
-// block order. Results are therefore bitwise identical for any thread count.
+// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold, through
+// an explicit branch rather than an `if` clause, so small calls (batch size 1) never open a
+// parallel region. Threads split independent outputs only: rows for element-wise work and
+// per-row losses, column blocks for column sums, fixed kReduceBlock blocks for flat
+// reductions, whose partial sums are then added in block order. Results are therefore bitwise
+// identical for any thread count.
 //
 // Everything except register_vector has internal linkage (anonymous namespace).
-#include <atomic>
 #include <cmath>
-#include <cstdint>
 #include <type_traits>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "activations.h"
 #include "kernels.h"
@@ -45,24 +39,9 @@ constexpr index_t kColumnBlock = 128;
 // Each i must touch its own outputs only, so the results do not depend on the threads.
 template <typename Body>
 inline void for_rows(index_t m, bool parallel, const Body& body) {
-  const int nt = parallel ? region_threads() : 1;  // threads.h: 1 in a forked child
-  if (nt > 1) {
-    // the calling thread times its share for the policy (threads.h, report_region)
-    const std::int64_t start = now_ns();
-    std::int64_t busy = 0;
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-      const bool caller = omp_get_thread_num() == 0;
-#else
-      const bool caller = true;
-#endif
-      const std::int64_t t0 = now_ns();
-#pragma omp for schedule(static) nowait
-      for (index_t i = 0; i < m; ++i) body(i);
-      if (caller) busy = now_ns() - t0;
-    }
-    report_region(nt, start, now_ns(), busy);
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (index_t i = 0; i < m; ++i) body(i);
   } else {
     for (index_t i = 0; i < m; ++i) body(i);
   }
@@ -316,14 +295,13 @@ double sum_squares(index_t n, const T* x, double* partials) {
 
 template <typename T>
 void axpy(index_t n, T alpha, const T* x, T* y) {
-  auto part = [&](index_t lo, index_t hi) {
+  if (n >= kParallelElements) {
+#pragma omp parallel for simd schedule(static)
+    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  } else {
 #pragma omp simd
-    for (index_t i = lo; i < hi; ++i) y[i] += alpha * x[i];
-  };
-  if (n < kParallelElements) return part(0, n);
-  for_rows(reduce_blocks(n), true, [&](index_t b) {
-    part(b * kReduceBlock, n - b * kReduceBlock < kReduceBlock ? n : (b + 1) * kReduceBlock);
-  });
+    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  }
 }
 
 // --- input validation ------------------------------------------------------------------------
@@ -344,15 +322,13 @@ inline bool row_finite(index_t n, const T* x, index_t cs) {
 
 template <typename T>
 bool all_finite(index_t m, index_t n, const T* x, index_t rs, index_t cs) {
-  if (m * n >= kParallelElements) {
-    std::atomic<bool> ok{true};  // (only ever cleared: the answer is independent of the threads)
-    for_rows(m, true, [&](index_t i) {
-      if (!row_finite(n, x + i * rs, cs)) ok.store(false, std::memory_order_relaxed);
-    });
-    return ok.load();
-  }
   bool ok = true;
-  for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);
+  if (m * n >= kParallelElements) {
+#pragma omp parallel for schedule(static) reduction(&& : ok)
+    for (index_t i = 0; i < m; ++i) ok = row_finite(n, x + i * rs, cs) && ok;
+  } else {
+    for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);
+  }
   return ok;
 }
 

@@ -607,31 +607,6 @@ def test_informational_entry_points():
             fn(1)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.one_of(
-        st.integers(-(2**70), 2**70),
-        st.sampled_from([0, 1, 2, 3, 2**31 - 1, 2**31, -1]),
-        st.floats(allow_nan=True),
-        st.text(max_size=3),
-        st.none(),
-    )
-)
-def test_set_default_threads_hostile(n):
-    import joblib
-
-    try:
-        try:
-            core.set_default_threads(n)
-        except (TypeError, ValueError):
-            assert not (type(n) is int and 1 <= n < 2**31), n
-            return
-        assert type(n) is int and 1 <= n < 2**31, n
-        assert core.max_threads() >= 1
-    finally:  # what mlpfast's import set
-        core.set_default_threads(joblib.cpu_count(only_physical_cores=False))
-
-
 def test_every_entry_point_is_covered():
     """A new _core function must get a hostile-input property here."""
     covered = {
@@ -644,7 +619,6 @@ def test_every_entry_point_is_covered():
         "isa",
         "available_isas",
         "max_threads",
-        "set_default_threads",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")
