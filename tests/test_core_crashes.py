@@ -527,6 +527,61 @@ def test_two_threads_partial_fit_same_estimator():
         )
 
 
+def test_predict_during_partial_fit_sees_whole_epochs():
+    """predict_proba while another thread runs partial_fit on the same estimator: every answer
+    is the model's answer after a whole number of epochs (no torn weights)."""
+    X, y = _fit_data()
+    classes = np.unique(y)
+    rounds = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = _estimator().partial_fit(X, y, classes=classes)
+        answers = [serial.predict_proba(X[:500])]
+        for _ in range(rounds):
+            serial.partial_fit(X, y)
+            answers.append(serial.predict_proba(X[:500]))
+        est = _estimator().partial_fit(X, y, classes=classes)
+        seen, stop = [], threading.Event()
+
+        def predictor():
+            while not stop.is_set():
+                seen.append(est.predict_proba(X[:500]))
+
+        th = threading.Thread(target=predictor)
+        th.start()
+        try:
+            for _ in range(rounds):
+                est.partial_fit(X, y)
+        finally:
+            stop.set()
+            th.join()
+    assert seen
+    torn = [i for i, a in enumerate(seen) if not any(np.array_equal(a, b) for b in answers)]
+    assert not torn, f"{len(torn)} of {len(seen)} predictions match no whole epoch"
+
+
+def test_estimator_lock_is_private():
+    """The per-estimator lock: not a parameter, not pickled, and copies get their own."""
+    import copy
+    import pickle
+
+    from sklearn.base import clone
+
+    from mlpfast._multilayer_perceptron import LOCK_ATTRIBUTE
+
+    X, y = _fit_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = _estimator().set_params(max_iter=1).fit(X[:200], y[:200])
+    assert LOCK_ATTRIBUTE in vars(est)
+    assert LOCK_ATTRIBUTE not in est.get_params()
+    assert LOCK_ATTRIBUTE not in est.__getstate__()
+    for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        np.testing.assert_array_equal(other.predict_proba(X), est.predict_proba(X))
+        assert vars(other)[LOCK_ATTRIBUTE] is not vars(est)[LOCK_ATTRIBUTE]
+    assert LOCK_ATTRIBUTE not in vars(clone(est))
+
+
 # --- Ctrl-C inside one long core call -------------------------------------------------------
 # A full-batch loss_grad (L-BFGS) or a predict on a huge X is one core call; the issue asks it to
 # notice SIGINT between chunks and raise KeyboardInterrupt within about a second. Each call
