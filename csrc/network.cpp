@@ -140,12 +140,12 @@ class Poll {
 };
 
 // k.gemm in pieces of C's rows, polling between them, when `poll` is given and the product is
-// long: each piece is at least kPieceRows rows and at most about kPieceFlops (or kPieceRows rows
-// of them), and starts at a multiple of kPieceRows. K is never split. Bitwise the same as one
-// call: the GEMM's arithmetic per element depends on K and on its small-matrix path, taken for
-// m <= 4 rows only, and 384 is a multiple of every level's row tiles and blocks (MR, MC), so each
-// piece is cut into the same tiles.
-constexpr index_t kPieceRows = 384;
+// long: each piece is about kPieceFlops (at least kPieceRows rows) and starts at a multiple of
+// kPieceRows. K is never split. Bitwise the same as one call: the GEMM's arithmetic per element
+// depends on K and on its small-matrix path, taken for m <= 4 rows only; its packed path already
+// cuts M at any multiple of MR (tasks, row super-blocks) without changing an element's operations,
+// and 48 is a multiple of every level's MR (8, 6, 4), so the pieces hold the same tiles.
+constexpr index_t kPieceRows = 48;
 constexpr double kPieceFlops = double(index_t(1) << 31);  // ~40 ms on one core
 
 template <typename T>
