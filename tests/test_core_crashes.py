@@ -527,34 +527,35 @@ def test_two_threads_partial_fit_same_estimator():
         )
 
 
+@pytest.mark.filterwarnings("ignore")
 def test_predict_during_partial_fit_sees_whole_epochs():
     """predict_proba while another thread runs partial_fit on the same estimator: every answer
     is the model's answer after a whole number of epochs (no torn weights)."""
     X, y = _fit_data()
-    classes = np.unique(y)
-    rounds = 4
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        serial = _estimator().partial_fit(X, y, classes=classes)
-        answers = [serial.predict_proba(X[:500])]
+    rounds, probe = 4, X[:500]
+
+    def after_first_epoch():
+        return _estimator().partial_fit(X, y, classes=np.unique(y))
+
+    serial = after_first_epoch()
+    answers = [serial.predict_proba(probe)]
+    for _ in range(rounds):
+        answers.append(serial.partial_fit(X, y).predict_proba(probe))
+    est = after_first_epoch()
+    seen, stop = [], threading.Event()
+
+    def predictor():
+        while not stop.is_set():
+            seen.append(est.predict_proba(probe))
+
+    th = threading.Thread(target=predictor)
+    th.start()
+    try:
         for _ in range(rounds):
-            serial.partial_fit(X, y)
-            answers.append(serial.predict_proba(X[:500]))
-        est = _estimator().partial_fit(X, y, classes=classes)
-        seen, stop = [], threading.Event()
-
-        def predictor():
-            while not stop.is_set():
-                seen.append(est.predict_proba(X[:500]))
-
-        th = threading.Thread(target=predictor)
-        th.start()
-        try:
-            for _ in range(rounds):
-                est.partial_fit(X, y)
-        finally:
-            stop.set()
-            th.join()
+            est.partial_fit(X, y)
+    finally:
+        stop.set()
+        th.join()
     assert seen
     torn = [i for i, a in enumerate(seen) if not any(np.array_equal(a, b) for b in answers)]
     assert not torn, f"{len(torn)} of {len(seen)} predictions match no whole epoch"
