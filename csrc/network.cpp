@@ -155,8 +155,11 @@ void gemm_pieces(const KernelSet<T>& k, Poll* poll, bool trans_a, bool trans_b, 
   index_t rows = m;
   const double row_flops = 2.0 * double(n) * double(kk);
   if (poll && row_flops > 0.0 && double(m) * row_flops > 2.0 * kPieceFlops) {
+    // dW (trans_a) pieces re-read all of dZ: at least 8 x kPieceRows rows, or the memory
+    // traffic costs ~25% of a large full-batch loss_grad
+    const index_t least = trans_a ? 8 * kPieceRows : kPieceRows;
     rows = index_t(kPieceFlops / row_flops) / kPieceRows * kPieceRows;
-    if (rows < kPieceRows) rows = kPieceRows;
+    if (rows < least) rows = least;
   }
   for (index_t r0 = 0; r0 < m;) {
     const index_t r1 = m - r0 < 2 * rows ? m : r0 + rows;  // the last piece takes the rest
