@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -72,6 +73,29 @@ std::string shape_str(const py::array& x) {
   return s + (x.ndim() == 1 ? ",)" : ")");
 }
 
+// Is x's data aligned for T (as numpy's ALIGNED flag: an empty array is)?
+template <typename T>
+bool aligned_for(const py::array& x) {
+  return x.size() == 0 || reinterpret_cast<std::uintptr_t>(x.data()) % alignof(T) == 0;
+}
+
+// A fresh C-contiguous, aligned copy of x (dtype T already checked): the kernels never see a
+// misaligned address, and a private copy cannot be rewritten by another thread during the call.
+// (py::array_t<T, c_style | forcecast> would return a C-contiguous misaligned array itself.)
+template <typename T>
+py::array_t<T> fresh_copy(const py::array& x) {
+  py::array_t<T> copy(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::module_::import("numpy").attr("copyto")(copy, x);
+  return copy;
+}
+
+// x itself when it is C-contiguous and aligned, else fresh_copy(x).
+template <typename T>
+py::array c_aligned(const py::array& x) {
+  if ((x.flags() & py::array::c_style) && aligned_for<T>(x)) return x;
+  return fresh_copy<T>(x);
+}
+
 // A read-only 2-D operand with unit stride along one axis. Row-major with leading dimension ld
 // when `transposed` is false; otherwise the buffer holds the transpose (a Fortran-ordered or .T
 // view), which the GEMM absorbs by flipping its trans flag, so no copy is made.
@@ -89,11 +113,12 @@ Matrix<T> matrix_operand(const py::array& x) {
   const index_t r = x.shape(0), c = x.shape(1);
   const index_t s0 = x.strides(0), s1 = x.strides(1);
   const T* p = static_cast<const T*>(x.data());
-  if ((s1 == item || c <= 1) && s0 % item == 0 && s0 >= item * (c > 1 ? c : 1))
+  const bool aligned = aligned_for<T>(x);
+  if (aligned && (s1 == item || c <= 1) && s0 % item == 0 && s0 >= item * (c > 1 ? c : 1))
     return {x, p, r, c, s0 / item, false};
-  if ((s0 == item || r <= 1) && s1 % item == 0 && s1 >= item * (r > 1 ? r : 1))
+  if (aligned && (s0 == item || r <= 1) && s1 % item == 0 && s1 >= item * (r > 1 ? r : 1))
     return {x, p, r, c, s1 / item, true};
-  auto copy = py::array_t<T, py::array::c_style>(x);  // any other strides: one C copy
+  auto copy = fresh_copy<T>(x);  // misaligned, or any other strides: one C copy
   return {copy, copy.data(), r, c, c > 0 ? c : 1, false};
 }
 
@@ -178,7 +203,7 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
                           std::to_string(k) + " but op(b) is " + std::to_string(kb) + " x " +
                           std::to_string(n));
 
-  py::array_t<T, py::array::c_style> bias_arr;
+  py::array bias_arr;
   const T* bias = nullptr;
   if (!bias_obj.is_none()) {
     py::array bz = as_ndarray(bias_obj, "bias");
@@ -189,8 +214,8 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
     if (bz.ndim() != 1 || bz.shape(0) != n)
       throw py::value_error("bias must have shape (" + std::to_string(n) + ",), got " +
                             shape_str(bz));
-    bias_arr = py::array_t<T, py::array::c_style>(bz);
-    bias = bias_arr.data();
+    bias_arr = c_aligned<T>(bz);
+    bias = static_cast<const T*>(bias_arr.data());
   }
 
   py::array out;
@@ -206,6 +231,7 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
       throw py::value_error("out must have shape (" + std::to_string(m) + ", " + std::to_string(n) +
                             "), got " + shape_str(out));
     if (!(out.flags() & py::array::c_style)) throw py::value_error("out must be C-contiguous");
+    if (!aligned_for<T>(out)) throw py::value_error("out must be aligned (it is written in place)");
     if (!out.writeable()) throw py::value_error("out is read-only");
     if (overlaps(out, a) || overlaps(out, b) ||
         (!bias_obj.is_none() && overlaps(out, py::reinterpret_borrow<py::array>(bias_obj))))
@@ -250,7 +276,8 @@ std::vector<std::string> available_isas() {
 }
 
 void set_isa(const std::string& name) {
-  if (!mlpfast::set_isa(name.c_str())) {
+  // (the dispatcher takes a C string: "avx2\0x" would select avx2)
+  if (name.find('\0') != std::string::npos || !mlpfast::set_isa(name.c_str())) {
     std::string avail;
     for (const auto& s : available_isas()) avail += (avail.empty() ? "" : ", ") + s;
     throw py::value_error("ISA level '" + name +
@@ -280,14 +307,19 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
   if (py::isinstance<py::str>(layer_units) || py::isinstance<py::bytes>(layer_units) ||
       !PySequence_Check(layer_units.ptr()))
     throw py::type_error("layer_units must be a sequence of ints, got " + type_name(layer_units));
-  constexpr index_t kMaxUnits = index_t(1) << 31;
+  constexpr long long kMaxUnits = 1LL << 31;
   for (const py::handle item : layer_units) {
     if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
       throw py::type_error("layer_units must contain ints, got " + type_name(item));
-    const long long v =
-        py::reinterpret_steal<py::int_>(PyNumber_Index(item.ptr())).cast<long long>();
-    if (v < 1 || v > kMaxUnits)
-      throw py::value_error("layer_units must all be >= 1 (and < 2**31), got " + std::to_string(v));
+    // __index__ may raise (its exception propagates) or return any int, however large
+    const auto index = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+    if (!index) throw py::error_already_set();
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow != 0 || v < 1 || v >= kMaxUnits)
+      throw py::value_error("layer_units must all be >= 1 and < 2**31, got " +
+                            std::string(py::str(index)));
     net.units.push_back(index_t(v));
   }
   if (net.units.size() < 2)
@@ -328,12 +360,11 @@ struct View2D {
 template <typename T>
 View2D<T> view_2d(const py::array& x, index_t rows, index_t cols) {
   const index_t item = sizeof(T);
-  const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
   index_t s0 = x.ndim() >= 1 ? x.strides(0) : item;
   index_t s1 = x.ndim() == 2 ? x.strides(1) : item;
-  if (aligned && s0 % item == 0 && s1 % item == 0)
+  if (aligned_for<T>(x) && s0 % item == 0 && s1 % item == 0)
     return {x, {static_cast<const T*>(x.data()), rows, cols, s0 / item, s1 / item}};
-  auto copy = py::array_t<T, py::array::c_style | py::array::forcecast>(x);
+  auto copy = fresh_copy<T>(x);
   return {copy, {copy.data(), rows, cols, cols, 1}};
 }
 
@@ -348,17 +379,14 @@ py::array flat_buffer(const py::object& obj, const char* what, index_t expected,
   if (x.shape(0) != expected)
     throw py::value_error(std::string(what) + " has " + std::to_string(x.shape(0)) + " entries; " +
                           why + " need " + std::to_string(expected));
-  const bool aligned = reinterpret_cast<std::uintptr_t>(x.data()) % sizeof(T) == 0;
   if (writes) {
-    if (!(x.flags() & py::array::c_style) || !aligned)
+    if (!(x.flags() & py::array::c_style) || !aligned_for<T>(x))
       throw py::value_error(std::string(what) +
                             " must be C-contiguous and aligned (it is updated in place)");
     if (!x.writeable()) throw py::value_error(std::string(what) + " is read-only");
     return x;
   }
-  if (!(x.flags() & py::array::c_style) || !aligned)
-    return py::array_t<T, py::array::c_style | py::array::forcecast>(x);
-  return x;
+  return c_aligned<T>(x);
 }
 
 std::string net_str(const Net& net, const py::object& activation) {
@@ -442,8 +470,8 @@ void check_disjoint(const std::vector<std::pair<const char*, py::array>>& writte
 // and dtypes checked against the network, their values checked finite.
 template <typename T>
 struct Batch {
-  View2D<T> X, Y, W{};
-  py::array sw;  // sample_weight (when given)
+  View2D<T> X, Y, W{};  // W: a private copy of the sample weights (checked, then used)
+  py::array sw;         // sample_weight as given (when given)
   bool given_sw = false;
   bool has_sw() const { return given_sw; }
   const T* sw_data() const { return has_sw() ? W.s.data : nullptr; }
@@ -457,7 +485,11 @@ Batch<T> batch_inputs(const Net& net, const py::array& X, const py::array& Y,
   b.Y = inputs_Y<T>(Y, net, b.X.s.rows);
   if (b.given_sw) {
     b.sw = as_ndarray(sw_obj, "sample_weight");
-    b.W = inputs_sw<T>(b.sw, b.X.s.rows);
+    inputs_sw<T>(b.sw, b.X.s.rows);  // the checks
+    // The weights are checked (finite, positive batch sums) and then used with the GIL
+    // released: a copy, so that another thread cannot rewrite them in between (O(n)).
+    const py::array_t<T> copy = fresh_copy<T>(b.sw);
+    b.W = {copy, {copy.data(), b.X.s.rows, 1, 1, 1}};
   }
   return b;
 }
@@ -487,6 +519,28 @@ index_t first_light_batch(const Batch<T>& b, const std::int64_t* order, index_t 
     }
   }
   return -1;
+}
+
+// Hyper-parameters: ValueError unless `ok`, naming the domain (scikit-learn's
+// _parameter_constraints, where the update formulas are defined) and the value.
+void require_domain(bool ok, const char* name, double value, const char* domain) {
+  if (!ok)
+    throw py::value_error(std::string(name) + " must be " + domain + ", got " +
+                          std::string(py::repr(py::float_(value))));
+}
+
+// A scale that must be finite, and >= 0 (or > 0 when `positive`), in the training dtype T
+// (1e39 is finite in float64 but not in float32; 1e-50 is 0 in float32). Compared in double
+// first: converting an out-of-range double to float is undefined behaviour.
+template <typename T>
+void require_scale(const char* name, double value, bool positive) {
+  const bool f32 = sizeof(T) == 4;
+  require_domain(std::fabs(value) <= double(std::numeric_limits<T>::max()), name, value,
+                 f32 ? "finite in float32 (the training dtype)" : "finite");
+  require_domain(positive ? T(value) > T(0) : value >= 0.0, name, value,
+                 !positive ? ">= 0"
+                 : f32     ? "> 0 in float32 (the training dtype)"
+                           : "> 0");
 }
 
 template <typename T>
@@ -523,7 +577,7 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
   const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
-  if (!std::isfinite(alpha)) throw py::value_error("alpha must be finite");
+  require_scale<T>("alpha", alpha, false);
   require_finite(b);
   double w_sum = 0.0;
   if (first_light_batch<T>(b, nullptr, b.X.s.rows, b.X.s.rows, w_sum) >= 0)
@@ -555,7 +609,8 @@ py::tuple core_loss_grad(const py::object& params, const py::object& layer_units
   });
 }
 
-// order: any integer array (or sequence), as int64.
+// order: any integer array (or sequence), as a private int64 copy: it is checked and then used
+// with the GIL released, so another thread must not be able to rewrite it in between.
 py::array_t<std::int64_t> order_array(const py::object& obj) {
   py::array a = py::isinstance<py::array>(obj)
                     ? py::reinterpret_borrow<py::array>(obj)
@@ -566,7 +621,9 @@ py::array_t<std::int64_t> order_array(const py::object& obj) {
                          std::string(py::str(a.dtype())));
   if (a.ndim() != 1) throw py::value_error("order must be 1-D, got shape " + shape_str(a));
   if (a.shape(0) == 0) throw py::value_error("order is empty (an epoch needs samples)");
-  return py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>(a);
+  py::array_t<std::int64_t> copy(a.shape(0));
+  py::module_::import("numpy").attr("copyto")(copy, a, py::arg("casting") = "unsafe");
+  return copy;
 }
 
 template <typename T>
@@ -590,6 +647,14 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   py::array_t<std::int64_t> order = order_array(order_obj);
   if (batch_size < 1)
     throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+  require_scale<T>("alpha", opts.alpha, false);
+  require_scale<T>("learning_rate", opts.learning_rate, true);
+  require_scale<T>("epsilon", opts.epsilon, true);
+  // Adam counts its steps in t: t + the number of batches must fit int64
+  const index_t n_batches = (order.shape(0) - 1) / batch_size + 1;
+  if (opts.t > std::numeric_limits<std::int64_t>::max() - n_batches)
+    throw py::value_error("t = " + std::to_string(opts.t) + " plus the epoch's " +
+                          std::to_string(n_batches) + " batches does not fit int64");
 
   std::vector<std::pair<const char*, py::array>> read = {
       {"X", X_arr}, {"Y", Y_arr}, {"order", order}};
@@ -639,10 +704,10 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
       {"alpha", alpha},       {"learning_rate", learning_rate},
       {"momentum", momentum}, {"beta_1", beta_1},
       {"beta_2", beta_2},     {"epsilon", epsilon}};
-  for (const auto& h : hyper)
-    if (!std::isfinite(h.second))
-      throw py::value_error(std::string(h.first) + " must be finite, got " +
-                            std::to_string(h.second));
+  for (const auto& h : hyper) require_domain(std::isfinite(h.second), h.first, h.second, "finite");
+  require_domain(momentum >= 0.0 && momentum <= 1.0, "momentum", momentum, "in [0, 1]");
+  require_domain(beta_1 >= 0.0 && beta_1 < 1.0, "beta_1", beta_1, "in [0, 1)");
+  require_domain(beta_2 >= 0.0 && beta_2 < 1.0, "beta_2", beta_2, "in [0, 1)");
   if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
   const mlpfast::TrainOptions opts{solver_id, alpha,  learning_rate, momentum, nesterov,
                                    beta_1,    beta_2, epsilon,       t};
@@ -801,6 +866,16 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpfast's C++ core: GEMM, training kernels, CPU dispatch (private; use mlpfast)";
+
+  // The kernel tables are filled here, at import, not by whichever thread calls first.
+  mlpfast::init_dispatch();
+  // Ctrl-C during a long forward / loss_grad: between pieces of work (network.h), the calling
+  // thread takes the GIL for a moment and runs Python's signal handlers; a KeyboardInterrupt
+  // (or any exception they raise) abandons the call.
+  mlpfast::set_interrupt_hook([] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  });
 
   if (const char* forced = std::getenv("MLPFAST_ISA"); forced && *forced) {
     if (!mlpfast::set_isa(forced))

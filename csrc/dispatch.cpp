@@ -1,11 +1,18 @@
 // dispatch.cpp: picks the instruction-set level of the kernels once, at import.
 //
+// Threads: the tables are filled once (a function-local static, which C++ initialises
+// thread-safely; bindings.cpp touches it at import); the active level is an atomic index, so
+// set_isa() in one thread never tears another thread's read. A core call fetches its KernelSet
+// once (kernels<T>()) and uses that reference throughout, so a level switched during the call
+// takes effect from the next call on.
+//
 // The best level this CPU (and its OS, which must save the wide registers) supports is chosen;
 // the environment variable MLPFAST_ISA=generic|avx2|avx512 forces a lower one (an unsupported or
 // unknown name raises at import, in bindings.cpp). Tests switch levels with set_isa().
 //
 // Adding a level: its entry in CMakeLists.txt (name and flags) and its cpu_has_<name> row below
 // (docs/adding.md).
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -53,28 +60,43 @@ KernelTable make_table(const Level& level) {
   return t;
 }
 
-KernelTable g_tables[kNumLevels];
-int g_active = -1;
+struct Tables {
+  KernelTable level[kNumLevels];
+  int best = 0;  // the best level this CPU runs
+};
 
-void init_once() {
-  if (g_active >= 0) return;
-  for (int i = 0; i < kNumLevels; ++i) {
-    g_tables[i] = make_table(kLevels[i]);
-    if (kLevels[i].cpu_has()) g_active = i;
-  }
+const Tables& tables() {
+  static const Tables t = [] {
+    Tables r;
+    for (int i = 0; i < kNumLevels; ++i) {
+      r.level[i] = make_table(kLevels[i]);
+      if (kLevels[i].cpu_has()) r.best = i;
+    }
+    return r;
+  }();
+  return t;
+}
+
+// The active level; -1 until the first use (then the best one).
+std::atomic<int> g_active{-1};
+
+int active_index() {
+  const int i = g_active.load(std::memory_order_acquire);
+  if (i >= 0) return i;
+  int expected = -1;
+  g_active.compare_exchange_strong(expected, tables().best, std::memory_order_acq_rel);
+  return g_active.load(std::memory_order_acquire);
 }
 
 }  // namespace
 
-const KernelTable& active_kernels() {
-  init_once();
-  return g_tables[g_active];
-}
+void init_dispatch() { active_index(); }
+
+const KernelTable& active_kernels() { return tables().level[active_index()]; }
 
 const char* active_isa() { return active_kernels().name; }
 
 int available_isas(const char** names, int capacity) {
-  init_once();
   int n = 0;
   for (int i = 0; i < kNumLevels; ++i)
     if (kLevels[i].cpu_has() && n < capacity) names[n++] = kLevels[i].name;
@@ -88,11 +110,11 @@ int compiled_isas(const char** names, int capacity) {
 }
 
 bool set_isa(const char* name) {
-  init_once();
+  tables();
   for (int i = 0; i < kNumLevels; ++i) {
     if (std::strcmp(kLevels[i].name, name) == 0) {
       if (!kLevels[i].cpu_has()) return false;
-      g_active = i;
+      g_active.store(i, std::memory_order_release);
       return true;
     }
   }

@@ -573,10 +573,10 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
   int nt = 1;
 #ifdef _OPENMP
   if (!omp_in_parallel()) {  // inside someone else's parallel region: stay on this thread
-    const double flops = 2.0 * double(m) * double(n) * double(k);
-    const int want = int(flops / double(kMinFlopsPerThread));
+    // compared in double: the thread count a huge product wants does not fit an int
+    const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
     nt = omp_get_max_threads();
-    if (want < nt) nt = want < 1 ? 1 : want;
+    if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
   }
 #endif
   Job<T> job{};

@@ -105,7 +105,11 @@ struct KernelTable {
   KernelSet<double> f64;
 };
 
-// Implemented in dispatch.cpp.
+// Implemented in dispatch.cpp. init_dispatch() fills the tables (bindings.cpp calls it at
+// import; any first use would too, thread-safely). kernels<T>() reads the active level
+// atomically: a core call fetches it once and passes the reference down, so that set_isa() in
+// another thread cannot mix two levels' kernels within one call.
+void init_dispatch();
 const KernelTable& active_kernels();
 template <typename T>
 inline const KernelSet<T>& kernels();

@@ -21,12 +21,21 @@
 // Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
 // allocated per batch. forward() works in chunks of rows so its workspace stays bounded.
 //
+// Each call fetches the kernel set once (kernels<T>()) and passes it down, so that set_isa() in
+// another thread cannot mix two levels within one call. forward() and loss_grad() poll the
+// interrupt hook (network.h) between pieces of work: their long GEMMs are cut into pieces of
+// rows (gemm_pieces), which leaves every element's arithmetic as it was.
+//
 // Reference: Rumelhart, Hinton & Williams, Nature 1986; Goodfellow, Bengio & Courville, Deep
 // Learning (2016), algorithms 6.3 and 6.4; scikit-learn's BaseMultilayerPerceptron._backprop.
 #include "network.h"
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace mlpfast {
@@ -65,32 +74,101 @@ struct Layout {
   }
 };
 
-// One allocation, handed out in 64-byte aligned blocks (the GEMM likes aligned rows).
+// One allocation, handed out in 64-byte aligned blocks (the GEMM likes aligned rows). Blocks are
+// rows x cols elements; the sizes are summed with overflow checks (a zero-stride X can have
+// any number of rows), and allocate() throws std::length_error (ValueError in Python) when
+// the total does not fit, before anything is allocated.
 class Arena {
  public:
   template <typename T>
-  void reserve(index_t count) {
-    bytes_ += round_up(count * index_t(sizeof(T)));
+  void reserve(index_t rows, index_t cols = 1) {
+    const index_t item = index_t(sizeof(T)), room = kMaxBytes - bytes_;
+    if (rows < 0 || cols < 0 || (cols > 0 && rows > room / item / cols)) {
+      too_large_ = true;
+      return;
+    }
+    bytes_ += round_up(rows * cols * item);
+    if (bytes_ > kMaxBytes) too_large_ = true;
   }
   void allocate() {
+    if (too_large_)
+      throw std::length_error(
+          "the workspace of this call would exceed 2**60 bytes (X has too "
+          "many rows for this network)");
     storage_.resize(size_t(bytes_ + kAlign));
     const auto base = reinterpret_cast<std::uintptr_t>(storage_.data());
     next_ = reinterpret_cast<char*>((base + kAlign - 1) / kAlign * kAlign);
   }
   template <typename T>
-  T* take(index_t count) {
+  T* take(index_t rows, index_t cols = 1) {  // after allocate(): the sizes are known to fit
     T* p = reinterpret_cast<T*>(next_);
-    next_ += round_up(count * index_t(sizeof(T)));
+    next_ += round_up(rows * cols * index_t(sizeof(T)));
     return p;
   }
 
  private:
   static constexpr index_t kAlign = 64;
+  static constexpr index_t kMaxBytes = index_t(1) << 60;  // far beyond any memory; no overflow
   static index_t round_up(index_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
   std::vector<char> storage_;
   index_t bytes_ = 0;
+  bool too_large_ = false;
   char* next_ = nullptr;
 };
+
+// The interrupt hook (network.h), polled at most every kPollInterval of a call's work.
+std::atomic<InterruptHook> g_interrupt_hook{nullptr};
+constexpr std::chrono::milliseconds kPollInterval{50};
+
+class Poll {
+ public:
+  Poll() : hook_(g_interrupt_hook.load(std::memory_order_acquire)) {
+    if (hook_) next_ = std::chrono::steady_clock::now() + kPollInterval;
+  }
+  // Calls the hook (which may throw) if kPollInterval has passed since the last time.
+  void check() {
+    if (!hook_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_) return;
+    hook_();
+    next_ = std::chrono::steady_clock::now() + kPollInterval;
+  }
+
+ private:
+  InterruptHook hook_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+// k.gemm in pieces of C's rows, polling between them, when `poll` is given and the product is
+// long: each piece is about kPieceFlops (at least kPieceRows rows) and starts at a multiple of
+// kPieceRows. K is never split. Bitwise the same as one call: the GEMM's arithmetic per element
+// depends on K and on its small-matrix path, taken for m <= 4 rows only; its packed path already
+// cuts M at any multiple of MR (tasks, row super-blocks) without changing an element's operations,
+// and 48 is a multiple of every level's MR (8, 6, 4), so the pieces hold the same tiles.
+constexpr index_t kPieceRows = 48;
+constexpr double kPieceFlops = double(index_t(1) << 31);  // ~40 ms on one core
+
+template <typename T>
+void gemm_pieces(const KernelSet<T>& k, Poll* poll, bool trans_a, bool trans_b, index_t m,
+                 index_t n, index_t kk, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
+                 T beta, T* c, index_t ldc, const T* bias, Activation act) {
+  index_t rows = m;
+  const double row_flops = 2.0 * double(n) * double(kk);
+  if (poll && row_flops > 0.0 && double(m) * row_flops > 2.0 * kPieceFlops) {
+    // dW (trans_a) pieces re-read all of dZ: at least 8 x kPieceRows rows, or the memory
+    // traffic costs ~25% of a large full-batch loss_grad
+    const index_t least = trans_a ? 8 * kPieceRows : kPieceRows;
+    rows = index_t(kPieceFlops / row_flops) / kPieceRows * kPieceRows;
+    if (rows < least) rows = least;
+  }
+  for (index_t r0 = 0; r0 < m;) {
+    const index_t r1 = m - r0 < 2 * rows ? m : r0 + rows;  // the last piece takes the rest
+    k.gemm(trans_a, trans_b, r1 - r0, n, kk, alpha, trans_a ? a + r0 : a + r0 * lda, lda, b, ldb,
+           beta, c + r0 * ldc, ldc, bias, act);
+    r0 = r1;
+    if (poll) poll->check();
+  }
+}
 
 // The per-layer buffers of a batch of up to `rows` rows. For training every hidden layer keeps
 // its A (and Z for prelu) for backward; for prediction two A buffers and one Z are reused.
@@ -112,25 +190,25 @@ struct BatchBuffers {
             bool take) {
     const int L = net.n_layers;
     const bool prelu = net.act == Activation::prelu;
-    auto block = [&](index_t count) -> T* {
-      if (take) return arena.take<T>(count);
-      arena.reserve<T>(count);
+    auto block = [&](index_t r, index_t c) -> T* {
+      if (take) return arena.take<T>(r, c);
+      arena.reserve<T>(r, c);
       return nullptr;
     };
     a.assign(size_t(L > 1 ? L - 1 : 0), nullptr);
     z.assign(a.size(), nullptr);
     if (keep) {
       for (int h = 0; h + 1 < L; ++h) {
-        a[h] = block(rows * net.units[h + 1]);
-        if (prelu) z[h] = block(rows * net.units[h + 1]);
+        a[h] = block(rows, net.units[h + 1]);
+        if (prelu) z[h] = block(rows, net.units[h + 1]);
       }
-      z_out = block(rows * net.units[L]);
-      d[0] = block(rows * lay.widest);
-      d[1] = block(rows * lay.widest);
+      z_out = block(rows, net.units[L]);
+      d[0] = block(rows, lay.widest);
+      d[1] = block(rows, lay.widest);
     } else if (L > 1) {  // ping-pong: layer h reads a[h-1] and writes a[h]
-      T* ping = block(rows * lay.widest_hidden);
-      T* pong = block(rows * lay.widest_hidden);
-      T* zbuf = prelu ? block(rows * lay.widest_hidden) : nullptr;
+      T* ping = block(rows, lay.widest_hidden);
+      T* pong = block(rows, lay.widest_hidden);
+      T* zbuf = prelu ? block(rows, lay.widest_hidden) : nullptr;
       for (int h = 0; h + 1 < L; ++h) {
         a[h] = (h % 2 == 0) ? ping : pong;
         z[h] = zbuf;
@@ -141,10 +219,11 @@ struct BatchBuffers {
 
 // Z_l = A_(l-1) W_l + b_l and A_l = g(Z_l) for every layer; the output layer's Z goes to z_out
 // (leading dimension ldo) without its activation (the loss or output_forward applies it).
+// k: the call's kernel set; poll: null, or the call's interrupt poll.
 template <typename T>
-void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m, const T* x,
-                   index_t ldx, const BatchBuffers<T>& buf, T* z_out, index_t ldo) {
-  const KernelSet<T>& k = kernels<T>();
+void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
+                   const T* params, index_t m, const T* x, index_t ldx, const BatchBuffers<T>& buf,
+                   T* z_out, index_t ldo) {
   const int L = net.n_layers;
   const T* in = x;
   index_t ld_in = ldx;
@@ -153,15 +232,15 @@ void forward_batch(const NetSpec& net, const Layout& lay, const T* params, index
     const T* W = params + lay.w[l];
     const T* b = params + lay.b[l];
     if (l == L - 1) {
-      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), z_out, ldo, b,
-             Activation::identity);
+      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
+                     z_out, ldo, b, Activation::identity);
     } else if (net.act == Activation::prelu) {
-      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.z[l], fan_out,
-             b, Activation::identity);
+      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
+                     buf.z[l], fan_out, b, Activation::identity);
       k.prelu_forward(m, fan_out, buf.z[l], fan_out, params + lay.s[l], buf.a[l], fan_out);
     } else {
-      k.gemm(false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0), buf.a[l], fan_out,
-             b, net.act);
+      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
+                     buf.a[l], fan_out, b, net.act);
     }
     if (l < L - 1) {
       in = buf.a[l];
@@ -180,10 +259,9 @@ struct NoWeightUpdate {
 };
 
 template <typename T, typename UpdateWeights = NoWeightUpdate>
-void backward_batch(const NetSpec& net, const Layout& lay, const T* params, index_t m, const T* x,
-                    index_t ldx, const BatchBuffers<T>& buf, T m_eff, T* grad,
-                    const UpdateWeights* update_weights = nullptr) {
-  const KernelSet<T>& k = kernels<T>();
+void backward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
+                    const T* params, index_t m, const T* x, index_t ldx, const BatchBuffers<T>& buf,
+                    T m_eff, T* grad, const UpdateWeights* update_weights = nullptr) {
   const int L = net.n_layers;
   T* dz = buf.d[0];
   T* other = buf.d[1];
@@ -192,13 +270,13 @@ void backward_batch(const NetSpec& net, const Layout& lay, const T* params, inde
     const T* a_prev = l == 0 ? x : buf.a[l - 1];
     const index_t ld_prev = l == 0 ? ldx : fan_in;
     // dW_l = A_(l-1)^T dZ_l / m_eff
-    if (!update_weights)
-      k.gemm(true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz, fan_out, T(0),
-             grad + lay.w[l], fan_out, nullptr, Activation::identity);
+    if (!update_weights)  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
+      gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
+                     fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
     k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
     if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
-      k.gemm(false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l], fan_out, T(0),
-             other, fan_in, nullptr, Activation::identity);
+      gemm_pieces<T>(k, poll, false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l],
+                     fan_out, T(0), other, fan_in, nullptr, Activation::identity);
     if (update_weights) (*update_weights)(l, a_prev, ld_prev, dz);
     if (l == 0) break;
     // dZ_(l-1) = dA_(l-1) * g'(.) in place
@@ -243,6 +321,10 @@ index_t ld_in_place(const Strided<T>& src) {
 
 }  // namespace
 
+void set_interrupt_hook(InterruptHook hook) {
+  g_interrupt_hook.store(hook, std::memory_order_release);
+}
+
 index_t n_params(const NetSpec& net) { return Layout(net).n_params; }
 index_t n_weights(const NetSpec& net) { return Layout(net).n_weights; }
 
@@ -262,12 +344,13 @@ void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, chunk, false);
-  if (!direct) arena.reserve<T>(chunk * n_in);
+  if (!direct) arena.reserve<T>(chunk, n_in);
   arena.allocate();
   buf.take(arena, net, lay, chunk, false);
-  T* xb = direct ? nullptr : arena.take<T>(chunk * n_in);
+  T* xb = direct ? nullptr : arena.take<T>(chunk, n_in);
 
   const KernelSet<T>& k = kernels<T>();
+  Poll poll;
   for (index_t r0 = 0; r0 < n; r0 += chunk) {
     const index_t m = n - r0 < chunk ? n - r0 : chunk;
     const T* x;
@@ -281,8 +364,9 @@ void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
       ldx = n_in;
     }
     T* o = out + r0 * n_out;
-    forward_batch(net, lay, params, m, x, ldx, buf, o, n_out);
+    forward_batch(k, &poll, net, lay, params, m, x, ldx, buf, o, n_out);
     k.output_forward(net.out, m, n_out, o, n_out);
+    poll.check();
   }
 }
 
@@ -299,8 +383,8 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, m, true);
-  if (!x_direct) arena.reserve<T>(m * n_in);
-  if (!y_direct) arena.reserve<T>(m * n_out);
+  if (!x_direct) arena.reserve<T>(m, n_in);
+  if (!y_direct) arena.reserve<T>(m, n_out);
   if (!sw_direct) arena.reserve<T>(m);
   arena.reserve<double>(m);
   arena.reserve<double>(reduce_blocks(lay.n_weights));
@@ -310,7 +394,7 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   const T* x = X.data;
   index_t ldx = ld_in_place(X);
   if (!x_direct) {
-    T* xb = arena.take<T>(m * n_in);
+    T* xb = arena.take<T>(m, n_in);
     gather_rows(X, nullptr, 0, m, xb);
     x = xb;
     ldx = n_in;
@@ -318,7 +402,7 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   const T* y = Y.data;
   index_t ldy = Y.rs;
   if (!y_direct) {
-    T* yb = arena.take<T>(m * n_out);
+    T* yb = arena.take<T>(m, n_out);
     gather_rows(Y, nullptr, 0, m, yb);
     y = yb;
     ldy = n_out;
@@ -338,10 +422,12 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
     for (index_t i = 0; i < m; ++i) m_eff += double(w[i]);
   }
 
-  forward_batch(net, lay, params, m, x, ldx, buf, buf.z_out, n_out);
+  Poll poll;
+  forward_batch(k, &poll, net, lay, params, m, x, ldx, buf, buf.z_out, n_out);
   const double data =
       k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, y, ldy, w, buf.d[0], n_out, row_loss);
-  backward_batch(net, lay, params, m, x, ldx, buf, T(m_eff), grad);
+  poll.check();
+  backward_batch(k, &poll, net, lay, params, m, x, ldx, buf, T(m_eff), grad);
   double loss = data / m_eff;
   if (alpha != 0.0) {
     const double sum_sq = k.sum_squares(lay.n_weights, params, partials);
@@ -358,9 +444,9 @@ namespace {
 template <typename T, typename Opt>
 double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, Strided<T> Y,
                         const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
-                        index_t batch_size, TrainOptions& opts, const OptimizerKernels<T>& opt) {
+                        index_t batch_size, TrainOptions& opts, const KernelSet<T>& k) {
   const Layout lay(net);
-  const KernelSet<T>& k = kernels<T>();
+  const OptimizerKernels<T>& opt = k.solver[int(opts.solver)];
   const index_t n_in = net.units[0], n_out = net.units[net.n_layers];
   const index_t rows = batch_size < n_order ? batch_size : n_order;
   const index_t np = lay.n_params, nw = lay.n_weights;
@@ -368,8 +454,8 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, rows, true);
-  arena.reserve<T>(rows * n_in);                 // gathered X rows
-  arena.reserve<T>(rows * n_out);                // gathered Y rows
+  arena.reserve<T>(rows, n_in);                  // gathered X rows
+  arena.reserve<T>(rows, n_out);                 // gathered Y rows
   arena.reserve<T>(rows);                        // gathered sample weights
   arena.reserve<T>(np);                          // gradient
   const index_t n_partials = reduce_blocks(np);  // >= any layer's reduce_blocks(fan_in * fan_out)
@@ -377,8 +463,8 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   arena.reserve<double>(n_partials);
   arena.allocate();
   buf.take(arena, net, lay, rows, true);
-  T* xb = arena.take<T>(rows * n_in);
-  T* yb = arena.take<T>(rows * n_out);
+  T* xb = arena.take<T>(rows, n_in);
+  T* yb = arena.take<T>(rows, n_out);
   T* wb = arena.take<T>(rows);
   T* grad = arena.take<T>(np);
   double* row_loss = arena.take<double>(rows);
@@ -402,7 +488,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
     const double l2 = opts.alpha / m_eff;
     const typename Opt::Step step = Opt::schedule(opts);
 
-    forward_batch(net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
+    forward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
                                            sw ? wb : nullptr, buf.d[0], n_out, row_loss);
     double sum_sq = 0.0;
@@ -414,10 +500,11 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
         sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
                                  params + off, state + off, np, &step, l2, want_sum_sq, partials);
       };
-      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad, &update_weights);
+      backward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, T(m_eff), grad,
+                     &update_weights);
       opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
-      backward_batch(net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
+      backward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
       sum_sq =
           opt.step(np, nw, params, grad, state, np, &step, l2, want_sum_sq ? partials : nullptr);
     }
@@ -433,10 +520,10 @@ template <typename T>
 double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
                    const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
                    index_t batch_size, TrainOptions& opts) {
-  const OptimizerKernels<T>& opt = kernels<T>().solver[int(opts.solver)];
+  const KernelSet<T>& k = kernels<T>();  // once: the whole epoch runs at one level
   return visit(opts.solver, [&](auto solver) {
     return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride, order,
-                                                 n_order, batch_size, opts, opt);
+                                                 n_order, batch_size, opts, k);
   });
 }
 

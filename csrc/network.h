@@ -24,6 +24,13 @@ struct NetSpec {
   Output out;
 };
 
+// Ctrl-C: forward() and loss_grad() call the hook from the calling thread between pieces of
+// their work (outside any parallel region, at most every ~50 ms, and never in a call shorter
+// than that). The hook may throw to abandon the call: its outputs are then unspecified, its
+// inputs untouched. The bindings install one that checks Python's signals; none by default.
+using InterruptHook = void (*)();
+void set_interrupt_hook(InterruptHook hook);
+
 // Length of the flat parameter buffer (with PReLU slopes when act == prelu).
 index_t n_params(const NetSpec& net);
 // Length of the weights' part of it (the parameters the L2 penalty applies to).

@@ -22,7 +22,6 @@ from _subprocess_util import (
     WrongOutcome,
     expect_clean_exit,
     finish,
-    issue9_xfail,
     run_script,
     start_script,
 )
@@ -123,10 +122,6 @@ INDEX_RAISES_CALLS = {
 }
 
 
-@issue9_xfail(
-    Crash,
-    "parse_net dereferences the NULL that PyNumber_Index returns when __index__ raises (segfault)",
-)
 @pytest.mark.parametrize("call", sorted(INDEX_RAISES_CALLS))
 def test_layer_units_failing_index_raises_its_exception(call):
     script = (
@@ -148,10 +143,6 @@ e = expect((Broken, TypeError), lambda: {INDEX_RAISES_CALLS[call]})
     expect_clean_exit(run_script(script), f"{call} with a failing __index__")
 
 
-@issue9_xfail(
-    RuntimeError,
-    "sizes >= 2**63 raise pybind11's RuntimeError \"C++ type '?'\"",
-)
 @pytest.mark.parametrize(
     "units",
     [[2**63, 1], [2**64, 1], [1, 2**100], [3, 2**63 + 5, 2]],
@@ -162,11 +153,6 @@ def test_layer_units_beyond_int64_is_value_error(units):
         core.forward(*net_args(units))
 
 
-@issue9_xfail(
-    AssertionError,
-    "the bound says layer_units < 2**31 but accepts 2**31 (the "
-    "error comes later, from the params length)",
-)
 def test_layer_units_bound_rejects_2_pow_31():
     with pytest.raises(ValueError, match=r"2\*\*31"):
         core.forward(*net_args([2**31, 1]))
@@ -327,10 +313,6 @@ def hyper_problem(kw):
     return a, kw
 
 
-@issue9_xfail(
-    WrongOutcome,
-    "hyper-parameters outside their domain are accepted and give NaN (or wrap t around)",
-)
 @pytest.mark.parametrize("case", sorted(OUT_OF_DOMAIN))
 def test_hyper_parameter_outside_domain_is_value_error(case):
     a, kw = hyper_problem(OUT_OF_DOMAIN[case])
@@ -411,11 +393,6 @@ def race_namespace():
     return ns
 
 
-@issue9_xfail(
-    Crash,
-    "train_epoch reads `order` in place after validating it; an "
-    "index written by another thread is used unchecked (out-of-bounds read)",
-)
 def test_order_rewritten_during_epoch_is_harmless():
     script = (
         PRELUDE
@@ -435,11 +412,6 @@ print("OK", r.keys())
     expect_clean_exit(run_script(script, env={"OMP_NUM_THREADS": "1"}), "order rewrite race")
 
 
-@issue9_xfail(
-    WrongOutcome,
-    "train_epoch reads `sample_weight` in place after validating "
-    "it; zero weights written by another thread divide by zero",
-)
 def test_sample_weight_rewritten_during_epoch_is_harmless():
     race = race_namespace()
     expected = race["epoch"](race["order0"], race["sw"].copy())
@@ -458,11 +430,6 @@ def test_sample_weight_rewritten_during_epoch_is_harmless():
             )
 
 
-@issue9_xfail(
-    WrongOutcome,
-    "set_isa switches the kernel table under another thread's "
-    "epoch (the kernel set is fetched per kernel call, not once per call)",
-)
 def test_set_isa_during_an_epoch_does_not_mix_levels():
     levels = core.available_isas()
     if len(levels) < 2:
@@ -518,11 +485,6 @@ def _estimator():
     )
 
 
-@issue9_xfail(
-    WrongOutcome,
-    "two threads training one estimator read and write the same "
-    "weights at once (no per-estimator lock, no error)",
-)
 def test_two_threads_partial_fit_same_estimator():
     """Serialised, partial_fit calls on the same data give the serial result whatever their
     interleaving (every call is the same epoch). A clear RuntimeError for a concurrent call is
@@ -563,6 +525,62 @@ def test_two_threads_partial_fit_same_estimator():
             f"{len(done)} concurrent partial_fit calls succeeded ({len(errors)} "
             f"refused) but the weights differ from {n_calls} serial calls"
         )
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_predict_during_partial_fit_sees_whole_epochs():
+    """predict_proba while another thread runs partial_fit on the same estimator: every answer
+    is the model's answer after a whole number of epochs (no torn weights)."""
+    X, y = _fit_data()
+    rounds, probe = 4, X[:500]
+
+    def after_first_epoch():
+        return _estimator().partial_fit(X, y, classes=np.unique(y))
+
+    serial = after_first_epoch()
+    answers = [serial.predict_proba(probe)]
+    for _ in range(rounds):
+        answers.append(serial.partial_fit(X, y).predict_proba(probe))
+    est = after_first_epoch()
+    seen, stop = [], threading.Event()
+
+    def predictor():
+        while not stop.is_set():
+            seen.append(est.predict_proba(probe))
+
+    th = threading.Thread(target=predictor)
+    th.start()
+    try:
+        for _ in range(rounds):
+            est.partial_fit(X, y)
+    finally:
+        stop.set()
+        th.join()
+    assert seen
+    torn = [i for i, a in enumerate(seen) if not any(np.array_equal(a, b) for b in answers)]
+    assert not torn, f"{len(torn)} of {len(seen)} predictions match no whole epoch"
+
+
+def test_estimator_lock_is_private():
+    """The per-estimator lock: not a parameter, not pickled, and copies get their own."""
+    import copy
+    import pickle
+
+    from sklearn.base import clone
+
+    from mlpfast._multilayer_perceptron import LOCK_ATTRIBUTE
+
+    X, y = _fit_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = _estimator().set_params(max_iter=1).fit(X[:200], y[:200])
+    assert LOCK_ATTRIBUTE in vars(est)
+    assert LOCK_ATTRIBUTE not in est.get_params()
+    assert LOCK_ATTRIBUTE not in est.__getstate__()
+    for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        np.testing.assert_array_equal(other.predict_proba(X), est.predict_proba(X))
+        assert vars(other)[LOCK_ATTRIBUTE] is not vars(est)[LOCK_ATTRIBUTE]
+    assert LOCK_ATTRIBUTE not in vars(clone(est))
 
 
 # --- Ctrl-C inside one long core call -------------------------------------------------------
@@ -638,10 +656,6 @@ def interrupt_runs():
         finish(p, 1)
 
 
-@issue9_xfail(
-    (WrongOutcome, Hang),
-    "Ctrl-C is only seen when the core call returns",
-)
 @pytest.mark.parametrize("call", sorted(INTERRUPT_CALLS))
 def test_ctrl_c_interrupts_a_long_core_call(interrupt_runs, call):
     # the script's own watchdog ends it INTERRUPT_LIMIT s after the signal; 30 s is the backstop

@@ -6,12 +6,11 @@ values that were actually passed, or raise TypeError / ValueError; a call whose 
 valid (native float32 or float64 throughout, matching shapes, finite where the core checks
 finiteness, writeable in-place buffers) must not raise.
 
-The properties run in-process, so the strategies leave out what crashes or hangs today; those
-cases are subprocess tests marked xfail in test_core_crashes.py, and they return here when
-fixed:
-- layer_units entries whose __index__ raises (segfault): not generated;
-- layer_units >= 2**63 (RuntimeError instead of ValueError): not generated;
-- hyper-parameters outside their domain (silent NaN): drawn only from inside the domain.
+The properties run in-process. What crashed before issue 9's fixes is drawn too (the
+subprocess tests of test_core_crashes.py pin each case down): layer_units entries whose
+__index__ raises (their own exception propagates) or that are >= 2**63, hyper-parameters outside
+their domain (scikit-learn's _parameter_constraints, finite in the training dtype; t such that
+the epoch's steps fit int64), and set_isa names with an embedded NUL.
 The examples are derandomised (a fixed, reproducible set per run) and bounded: about 20 s in
 all on a 2-core machine.
 """
@@ -20,7 +19,6 @@ from functools import partial
 
 import numpy as np
 import pytest
-from _subprocess_util import issue9_xfail
 
 import mlpfast._core as core
 from mlpfast import reference as ref
@@ -308,6 +306,68 @@ def test_forward_hostile(net, data):
     np.testing.assert_allclose(result, expected, equal_nan=True, **loose(params.dtype, 1))
 
 
+class Broken(Exception):
+    pass
+
+
+class Index:
+    """An integer through __index__ only; value None: __index__ raises Broken."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        if self.value is None:
+            raise Broken("__index__ failed")
+        return self.value
+
+    def __repr__(self):
+        return f"Index({self.value})"
+
+
+# mostly small sizes (a valid call), else an int out of range, a non-int, or an __index__ object
+LAYER_SIZE = st.sampled_from(
+    [1, 2, 3] * 12
+    + [0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64, -(2**63), 2**100]
+    + [True, 2.0, "2", None]
+    + [Index(v) for v in (None, 2, 2**31, 2**63, -1)]
+)
+
+
+@SETTINGS
+@given(st.lists(LAYER_SIZE, max_size=4), st.sampled_from(["forward", "loss_grad", "train_epoch"]))
+def test_layer_units_hostile(units, call):
+    def size(u):
+        return u.value if isinstance(u, Index) else u
+
+    small = len(units) >= 2 and all(
+        type(u) is int or (isinstance(u, Index) and u.value is not None) for u in units
+    )
+    small = small and all(1 <= size(u) <= 3 for u in units)
+    plain = [size(u) for u in units] if small else [1, 1]
+    rng = np.random.default_rng(0)
+    p = params_for(rng, plain, "tanh") if small else np.zeros(5)
+    X = rng.standard_normal((4, plain[0]))
+    Y = np.ones((4, plain[-1]))
+    calls = {
+        "forward": lambda engine, u: engine.forward(p.copy(), u, "tanh", "identity", X),
+        "loss_grad": lambda engine, u: engine.loss_grad(p.copy(), u, "tanh", "identity", X, Y)[0],
+        "train_epoch": lambda engine, u: engine.train_epoch(
+            p.copy(), np.zeros(2 * p.size), u, "tanh", "identity", X, Y, None, np.arange(4), 2
+        )[0],
+    }
+    event("valid input" if small else "invalid input")
+    try:
+        got = calls[call](core, units)
+    except (TypeError, ValueError, Broken) as e:
+        assert not small, f"a valid layer_units {units} raised {e!r}"
+        event(f"rejected: {type(e).__name__}")
+        return
+    assert small, f"layer_units {units} accepted"
+    expected = calls[call](ref, plain)  # the reference takes plain ints
+    np.testing.assert_allclose(got, expected, **loose(np.dtype(np.float64), 1))
+
+
 def loose(dtype, factor):
     return dict(
         rtol=(2e-4 if dtype == np.float32 else 1e-10) * factor,
@@ -380,6 +440,28 @@ def order_case(draw, n):
     return materialise(o, o.dtype, layout)
 
 
+def hyper_in_domain(h, dtype, n_batches):
+    """scikit-learn's _parameter_constraints, the scales finite (and epsilon, learning_rate
+    positive) in the training dtype, and t + the epoch's steps within int64."""
+    big = float(np.finfo(dtype).max)
+
+    def in_dtype(v):
+        return abs(v) <= big  # False for NaN
+
+    return (
+        in_dtype(h["alpha"])
+        and h["alpha"] >= 0
+        and in_dtype(h["learning_rate"])
+        and dtype.type(h["learning_rate"]) > 0
+        and 0 <= h["momentum"] <= 1
+        and 0 <= h["beta_1"] < 1
+        and 0 <= h["beta_2"] < 1
+        and in_dtype(h["epsilon"])
+        and dtype.type(h["epsilon"]) > 0
+        and h["t"] + n_batches <= 2**63 - 1
+    )
+
+
 @settings(SETTINGS, max_examples=150)  # most draws are invalid somewhere: more of them
 @given(network(), st.data())
 def test_train_epoch_hostile(net, data):
@@ -409,13 +491,17 @@ def test_train_epoch_hostile(net, data):
     sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dtype)))
     order = data.draw(order_case(n))
     batch_size = data.draw(st.sampled_from([1, 2, 3, 7, 64, 2**40] * 2 + [0, -1]))
+    # mostly inside the hyper-parameters' domains, now and then on an edge or outside
     hyper = dict(
         solver=solver,
-        alpha=data.draw(st.sampled_from([0.0, 1e-4])),
-        learning_rate=data.draw(st.sampled_from([1e-3, 0.1])),
-        momentum=data.draw(st.sampled_from([0.0, 0.9])),
+        alpha=data.draw(st.sampled_from([0.0, 1e-4] * 6 + [-1e-3, 1e39, np.nan])),
+        learning_rate=data.draw(st.sampled_from([1e-3, 0.1] * 6 + [0.0, -0.1, 1e39, np.inf])),
+        momentum=data.draw(st.sampled_from([0.0, 0.9] * 6 + [1.0, 1.5, -0.1])),
         nesterov=data.draw(st.booleans()),
-        t=data.draw(st.sampled_from([0, 5])),
+        beta_1=data.draw(st.sampled_from([0.9] * 12 + [0.0, 1.0, -0.1])),
+        beta_2=data.draw(st.sampled_from([0.999] * 12 + [0.0, 1.0, 1.5])),
+        epsilon=data.draw(st.sampled_from([1e-8] * 12 + [0.0, -1e-8, 1e-300])),
+        t=data.draw(st.sampled_from([0, 5] * 6 + [2**62, 2**63 - 1])),
     )
     order_arr = np.asarray(order)
     in_place_ok = all(
@@ -440,6 +526,8 @@ def test_train_epoch_hostile(net, data):
         and order_arr.max() < n
         and batch_size >= 1
     )
+    if valid:
+        valid = hyper_in_domain(hyper, dtype, -(-order_arr.size // batch_size))
     if valid and sw is not None:  # every batch needs a positive total weight
         w = np.array(sw, np.float64)[order_arr.astype(np.int64)]
         valid = all(w[i : i + batch_size].sum() > 0 for i in range(0, len(w), batch_size))
@@ -554,14 +642,11 @@ def test_predict_forward_hostile(net, data):
 # --- ISA control and the informational entry points ------------------------------------------
 
 
-# Names with an embedded NUL are left out: set_isa("avx2\0") is accepted today (see below).
-NO_NUL = st.text(max_size=20).filter(lambda s: "\0" not in s)
-
-
 @settings(SETTINGS, max_examples=50)
 @given(
     st.one_of(
-        NO_NUL,
+        st.text(max_size=20),
+        st.sampled_from([name + "\0" for name in core.ISA_LEVELS]),
         st.sampled_from(list(core.ISA_LEVELS) + ["AVX2", " avx2", "avx2 ", "generic" * 50, ""]),
         st.none(),
         st.integers(),
@@ -581,11 +666,7 @@ def test_set_isa_hostile(name):
     assert name in core.available_isas() and after == name
 
 
-@issue9_xfail(
-    AssertionError,
-    "found by test_set_isa_hostile: set_isa passes name.c_str() to the "
-    "dispatcher, so 'avx2\\0garbage' selects avx2 instead of raising",
-)
+# found by test_set_isa_hostile: set_isa passed name.c_str() to the dispatcher
 def test_set_isa_embedded_nul_rejected():
     before = core.isa()
     level = core.available_isas()[0]

@@ -17,6 +17,10 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   array (``_fast_forward``): scikit-learn's checks and the forward pass in one core call; any
   other input, or bad input, takes scikit-learn's path (its validation, warnings and errors).
 - pickling: the views are rebuilt from the flat buffer on load.
+- ``_fit`` (fit, partial_fit) and ``_forward_pass_fast`` hold the estimator's own lock: the core
+  updates the weights in place with the GIL released, so two threads training one estimator, or
+  predicting while it trains, would otherwise read torn weights. They wait for each other
+  instead (the lock is created on first use, never pickled, cloned or listed by get_params).
 
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
 lbfgs; scikit-learn mixes float64 in); sparse input raises TypeError; the hidden activation may
@@ -25,6 +29,7 @@ diverges raises scikit-learn's error but leaves the last finite weights (and sto
 instead of finishing the epochs in NaN).
 """
 
+import threading
 import warnings
 from itertools import chain
 
@@ -54,6 +59,9 @@ __all__ = ["MLPClassifier", "MLPRegressor", "HIDDEN_ACTIVATIONS"]
 # What the active engine implements (the core's table, or the reference's with
 # MLPFAST_ENGINE=reference): the estimators accept exactly these.
 HIDDEN_ACTIVATIONS = _engine.ACTIVATIONS
+
+# The per-estimator lock's attribute (see _FlatParamsMixin._lock).
+LOCK_ATTRIBUTE = "_mlpfast_lock"
 
 _NON_FINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may"
@@ -128,6 +136,20 @@ class _FlatParamsMixin:
     stopping rule only; its array lists stay empty) and ``_best_params`` (early stopping).
     """
 
+    # --- one call at a time ---------------------------------------------------------------------
+
+    def _lock(self):
+        """This estimator's re-entrant lock (early stopping predicts inside fit), created on
+        first use: dict.setdefault is atomic, so two threads cannot create two locks."""
+        lock = self.__dict__.get(LOCK_ATTRIBUTE)
+        if lock is None:
+            lock = self.__dict__.setdefault(LOCK_ATTRIBUTE, threading.RLock())
+        return lock
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with self._lock():
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
     # --- the flat buffer ----------------------------------------------------------------------
 
     def _bind(self, params, layer_units, with_slopes):
@@ -178,12 +200,14 @@ class _FlatParamsMixin:
         self._best_params = self._params.copy()
 
     def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: object.__getstate__ is __dict__ itself
-        if "coefs_" in state:
-            state["_params"] = self._flat_params()
-            for name in ("coefs_", "intercepts_", "prelu_slopes_"):
-                state.pop(name, None)
-        return state
+        with self._lock():  # not while another thread trains
+            state = dict(super().__getstate__())  # a copy: object.__getstate__ is __dict__
+            state.pop(LOCK_ATTRIBUTE, None)  # a lock cannot be pickled; the copy makes its own
+            if "coefs_" in state:
+                state["_params"] = self._flat_params()
+                for name in ("coefs_", "intercepts_", "prelu_slopes_"):
+                    state.pop(name, None)
+            return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -227,12 +251,15 @@ class _FlatParamsMixin:
         if check_input:
             _reject_sparse(X)
             X = validate_data(self, X, reset=False)
-        params = self._flat_params()
-        # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does.
-        dtype = _float_dtype(X.dtype, params.dtype)
-        X = np.ascontiguousarray(X, dtype=dtype)
-        params = params.astype(dtype, copy=False)
-        return _engine.forward(params, self._layer_units, self.activation, self.out_activation_, X)
+        with self._lock():  # not while another thread trains
+            params = self._flat_params()
+            # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does.
+            dtype = _float_dtype(X.dtype, params.dtype)
+            X = np.ascontiguousarray(X, dtype=dtype)
+            params = params.astype(dtype, copy=False)
+            return _engine.forward(
+                params, self._layer_units, self.activation, self.out_activation_, X
+            )
 
     # --- L-BFGS ---------------------------------------------------------------------------------
 
@@ -261,19 +288,23 @@ class _FlatParamsMixin:
         X, Y, sample_weight = self._engine_arrays(params.dtype, X, y, sample_weight)
         start = params.copy()
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        opt_res = scipy.optimize.minimize(
-            self._loss_grad_lbfgs,
-            params.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            options={
-                "maxfun": self.max_fun,
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-                **lbfgs_iprint_options(iprint),
-            },
-            args=(X, Y, sample_weight),
-        )
+        try:
+            opt_res = scipy.optimize.minimize(
+                self._loss_grad_lbfgs,
+                params.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": self.max_fun,
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    **lbfgs_iprint_options(iprint),
+                },
+                args=(X, Y, sample_weight),
+            )
+        except KeyboardInterrupt:  # Ctrl-C, also inside one long loss_grad: the model unchanged
+            params[...] = start
+            raise
         self.n_iter_ = check_lbfgs_result(opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         params[...] = opt_res.x

@@ -13,7 +13,8 @@ methods with the same signatures, and ``_stochastic_optimizers.py`` is the same 
 What is used:
 
 - OVERRIDDEN: the private methods mlpfast overrides, with the signature scikit-learn calls them
-  with (``_fit`` calls ``_initialize``, ``_validate_input``, ``_fit_stochastic``,
+  with (``fit`` and ``partial_fit`` call ``_fit``, which mlpfast wraps in the estimator's lock;
+  ``_fit`` calls ``_initialize``, ``_validate_input``, ``_fit_stochastic``,
   ``_fit_lbfgs``; ``_fit_lbfgs`` hands ``_loss_grad_lbfgs`` to scipy; ``predict`` and friends
   call ``_forward_pass_fast``; the epoch loop calls ``_update_no_improvement_count``).
 - CALLED: private methods and classes mlpfast calls (``_score``, the optimizers, whose
@@ -63,6 +64,7 @@ MIRRORED_VERSIONS = ("1.7", "1.8", "1.9")
 
 # method name -> its signature in scikit-learn 1.7-1.9 (on both MLPClassifier and MLPRegressor)
 OVERRIDDEN = {
+    "_fit": "(self, X, y, sample_weight=None, incremental=False)",
     "_initialize": "(self, y, layer_units, dtype)",
     "_validate_input": "(self, X, y, incremental, reset)",
     "_forward_pass_fast": "(self, X, check_input=True)",

@@ -23,6 +23,7 @@ from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from ._multilayer_perceptron import LOCK_ATTRIBUTE
 from .reference import unpack
 
 __all__ = ["SKLEARN_ACTIVATIONS", "to_sklearn"]
@@ -60,7 +61,13 @@ def to_sklearn(model):
 
     state = model.__dict__
     sk_model.__dict__.update(
-        copy.deepcopy({k: v for k, v in state.items() if k not in params and k not in _FLAT_STATE})
+        copy.deepcopy(
+            {
+                k: v
+                for k, v in state.items()
+                if k not in params and k not in _FLAT_STATE and k != LOCK_ATTRIBUTE
+            }
+        )
     )
     sk_model.coefs_ = [np.array(c) for c in model.coefs_]
     sk_model.intercepts_ = [np.array(b) for b in model.intercepts_]
