@@ -102,7 +102,8 @@ def _fast_forward(model, X, proba):
     is _forward_pass_fast's, bit for bit; with ``proba`` and one output, the [1 - p, p] columns
     of scikit-learn's binary predict_proba."""
     if type(X) is np.ndarray and _engine.predict_forward is not None:
-        return _engine.predict_forward(model.__dict__, X, proba)
+        with model._lock():  # not while another thread trains (as _forward_pass_fast)
+            return _engine.predict_forward(model.__dict__, X, proba)
     return None
 
 
