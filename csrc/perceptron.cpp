@@ -54,16 +54,32 @@ Row<T> row_of(const PerceptronData<T>& d, index_t s) {
 // is double.
 
 template <typename T, int L>
-void dot_dense(const T* const* w_in, const Row<T>* rows, index_t d, double* acc) {
+void dot_dense(const T* const* w_in, const Row<T>* rows, const Row<T>* next, index_t d,
+               double* acc) {
+  constexpr index_t kLine = 64 / sizeof(T);  // one cache line of x
   const T* w[L];
   const T* x[L];
+  const T* nx[L];
   double a[L];
   MLPFAST_UNROLL for (int k = 0; k < L; ++k) {
     w[k] = w_in[k];
     x[k] = rows[k].x;
+    nx[k] = next[k].x;
     a[k] = 0.0;
   }
-  for (index_t j = 0; j < d; ++j) {
+  index_t j = 0;
+  // The next step's rows are streamed in while this one's are summed: with shuffling they sit
+  // anywhere in X, and the hardware prefetcher only finds each after its first lines.
+  for (; j + kLine <= d; j += kLine) {
+    MLPFAST_UNROLL for (int k = 0; k < L; ++k) MLPFAST_PREFETCH_R(nx[k] + j);
+    for (index_t i = j; i < j + kLine; ++i) {
+      MLPFAST_UNROLL for (int k = 0; k < L; ++k) {
+        const T prod = w[k][i] * x[k][i];
+        a[k] += prod;
+      }
+    }
+  }
+  for (; j < d; ++j) {
     MLPFAST_UNROLL for (int k = 0; k < L; ++k) {
       const T prod = w[k][j] * x[k][j];
       a[k] += prod;
@@ -73,7 +89,11 @@ void dot_dense(const T* const* w_in, const Row<T>* rows, index_t d, double* acc)
 }
 
 template <typename T, int L>
-void dot_sparse(const T* const* w_in, const Row<T>* rows, double* acc) {
+void dot_sparse(const T* const* w_in, const Row<T>* rows, const Row<T>* next, double* acc) {
+  for (int k = 0; k < L; ++k) {  // the next step's rows: their first lines
+    MLPFAST_PREFETCH_R(next[k].x);
+    MLPFAST_PREFETCH_R(next[k].idx);
+  }
   const T* w[L];
   double a[L];
   index_t common = rows[0].nnz;
@@ -99,11 +119,12 @@ void dot_sparse(const T* const* w_in, const Row<T>* rows, double* acc) {
 }
 
 template <typename T, int L>
-void dot_lanes(const T* const* w, const Row<T>* rows, index_t d, double* acc) {
+void dot_lanes(const T* const* w, const Row<T>* rows, const Row<T>* next, index_t d,
+               double* acc) {
   if (rows[0].idx)
-    dot_sparse<T, L>(w, rows, acc);
+    dot_sparse<T, L>(w, rows, next, acc);
   else
-    dot_dense<T, L>(w, rows, d, acc);
+    dot_dense<T, L>(w, rows, next, d, acc);
 }
 
 // ---- SequentialDataset.shuffle: Fisher-Yates driven by our_rand_r (utils/_random.pxd), the
@@ -243,21 +264,22 @@ void epoch_range(const PerceptronData<T>& data, PerceptronVector<T>* vecs, index
       const index_t g0 = begin + g * m / n_groups, g1 = begin + (g + 1) * m / n_groups;
       const int L = int(g1 - g0);
       const T* w[kLanes];
-      Row<T> rows[kLanes];
+      Row<T> rows[kLanes], next[kLanes];
       index_t sample[kLanes];
       bool learn[kLanes];
       for (int k = 0; k < L; ++k) {
         sample[k] = vecs[g0 + k].order[t];
         learn[k] = !data.val_mask[sample[k]];  // validation rows: skipped (nothing changes)
         rows[k] = row_of(data, sample[k]);
+        next[k] = t + 1 < n ? row_of(data, vecs[g0 + k].order[t + 1]) : rows[k];
         w[k] = vecs[g0 + k].w;
       }
       double acc[kLanes];
       switch (L) {
-        case 1: dot_lanes<T, 1>(w, rows, data.n_features, acc); break;
-        case 2: dot_lanes<T, 2>(w, rows, data.n_features, acc); break;
-        case 3: dot_lanes<T, 3>(w, rows, data.n_features, acc); break;
-        default: dot_lanes<T, 4>(w, rows, data.n_features, acc); break;
+        case 1: dot_lanes<T, 1>(w, rows, next, data.n_features, acc); break;
+        case 2: dot_lanes<T, 2>(w, rows, next, data.n_features, acc); break;
+        case 3: dot_lanes<T, 3>(w, rows, next, data.n_features, acc); break;
+        default: dot_lanes<T, 4>(w, rows, next, data.n_features, acc); break;
       }
       for (int k = 0; k < L; ++k)
         if (learn[k])
