@@ -50,7 +50,9 @@ class Perceptron(_SkPerceptron):
     - One-vs-rest classes advance together (scikit-learn fits them one after another), so with
       ``verbose`` the per-epoch lines of the classes are interleaved.
     - ``n_jobs`` sets the threads over classes (scikit-learn: joblib workers over classes);
-      the result does not depend on it.
+      ``None`` means mlpfast's default, OpenMP's thread count (as for the MLPs; limit it with
+      threadpoolctl or OMP_NUM_THREADS), where scikit-learn runs one. The result does not
+      depend on it.
     - Bitwise equality needs scikit-learn's build to round like ours: no fused multiply-add
       (true of scikit-learn's x86-64 wheels). ``tol`` is compared to the objective on
       scikit-learn >= 1.8 and to the summed loss on 1.7, as each release does.
@@ -132,6 +134,13 @@ class Perceptron(_SkPerceptron):
         self.t_ += n_iter_ * X.shape[0]
         self.n_iter_ = n_iter_
 
+    def _n_threads(self):
+        """n_jobs=None: the threads mlpfast's kernels use (OpenMP's count, which threadpoolctl
+        and OMP_NUM_THREADS limit); otherwise joblib's reading of n_jobs (-1: every CPU)."""
+        if self.n_jobs is None:
+            return max(1, int(_core.max_threads()))
+        return max(1, int(effective_n_jobs(self.n_jobs)))
+
     def _run_epochs(
         self, X, label, coef, intercept, *, positive, seeds, weight_pos, weight_neg,
         sample_weight, validation_mask, callbacks, max_iter,
@@ -176,7 +185,7 @@ class Perceptron(_SkPerceptron):
             penalty=penalty, alpha=float(self.alpha), l1_ratio=float(self.l1_ratio or 0.0),
             eta0=float(self.eta0), intercept_decay=intercept_decay,
             fit_intercept=bool(self.fit_intercept), shuffle=bool(self.shuffle),
-            n_threads=max(1, int(effective_n_jobs(self.n_jobs))),
+            n_threads=self._n_threads(),
         )  # fmt: skip
         tol = self.tol if self.tol is not None else -np.inf
         train_count = n - int(np.sum(validation_mask))
