@@ -307,3 +307,21 @@ SAME_AS_SKLEARN = "sample_weight is not equivalent to removing/repeating samples
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_shared_order():
+    """shared_order=True: every class walks the first class's order (one read per row)."""
+    X, y = _digits()
+    ref = linear_model.Perceptron().fit(X, y)
+    ours = Perceptron(shared_order=True).fit(X, y)
+    assert_array_equal(ours.coef_[0], ref.coef_[0])  # the first class keeps its own seed
+    assert not np.array_equal(ours.coef_[1:], ref.coef_[1:])
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=0, stratify=y)
+    ours_acc = Perceptron(shared_order=True).fit(X_tr, y_tr).score(X_te, y_te)
+    assert ours_acc >= 0.85
+    # no effect where scikit-learn's classes share one order anyway: binary, shuffle=False
+    assert_same_fit(Perceptron(shared_order=True).fit(X, y == 3), linear_model.Perceptron().fit(X, y == 3))
+    assert_same_fit(
+        Perceptron(shared_order=True, shuffle=False).fit(X, y),
+        linear_model.Perceptron(shuffle=False).fit(X, y),
+    )

@@ -63,6 +63,14 @@ class Perceptron(_SkPerceptron):
     random_state, early_stopping, validation_fraction, n_iter_no_change, class_weight,
     warm_start
         As in ``sklearn.linear_model.Perceptron``.
+    shared_order : bool, default=False
+        mlpfast only; multiclass with ``shuffle=True``. scikit-learn shuffles each
+        one-vs-rest problem with its own seed, so every class reads every row in its own
+        order: one read of each row per class and epoch, which bounds the speed once X
+        outgrows the cache. ``True`` gives all classes the first class's order, so each row is
+        read once per epoch for all of them. The order is as random, but it is not
+        scikit-learn's: ``coef_`` differs from scikit-learn's (as with another
+        ``random_state``) for the classes after the first.
 
     Examples
     --------
@@ -73,6 +81,41 @@ class Perceptron(_SkPerceptron):
     >>> clf.coef_.shape
     (3, 4)
     """
+
+    _parameter_constraints: dict = {
+        **_SkPerceptron._parameter_constraints,
+        "shared_order": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        penalty=None,
+        alpha=0.0001,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        max_iter=1000,
+        tol=1e-3,
+        shuffle=True,
+        verbose=0,
+        eta0=1.0,
+        n_jobs=None,
+        random_state=0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        class_weight=None,
+        warm_start=False,
+        shared_order=False,
+    ):
+        super().__init__(
+            penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+            max_iter=max_iter, tol=tol, shuffle=shuffle, verbose=verbose, eta0=eta0,
+            n_jobs=n_jobs, random_state=random_state, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            class_weight=class_weight, warm_start=warm_start,
+        )  # fmt: skip
+        self.shared_order = shared_order
 
     # scikit-learn calls these two by keyword (1.7 adds C=..., unused by the perceptron).
     def _fit_binary(self, X, y, alpha, sample_weight, learning_rate, max_iter, **_unused):
@@ -103,7 +146,7 @@ class Perceptron(_SkPerceptron):
         n_classes = len(self.classes_)
         validation_mask = self._make_validation_split(y, sample_mask=sample_weight > 0)
         seeds = check_random_state(self.random_state).randint(_MAX_INT, size=n_classes)
-        shuffle_seeds, callbacks = [], []
+        shuffle_seeds, callbacks = [], []  # (the classes' own seeds, as scikit-learn's)
         for i, class_seed in enumerate(seeds):  # fit_binary(..., random_state=class_seed)
             rs = check_random_state(class_seed)
             rs.randint(1, _MAX_INT)  # make_dataset's draw
@@ -119,6 +162,8 @@ class Perceptron(_SkPerceptron):
             else:
                 callbacks.append(None)
             shuffle_seeds.append(rs.randint(_MAX_INT))
+        if self.shared_order:  # every class walks the first class's order: one read per row
+            shuffle_seeds = [shuffle_seeds[0]] * n_classes
         # the class code of each row: its index in classes_, -1 for a label not among them
         idx = np.clip(np.searchsorted(self.classes_, y), 0, n_classes - 1)
         label = np.where(self.classes_[idx] == y, idx, -1).astype(np.int32)
