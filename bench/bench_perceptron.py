@@ -5,9 +5,11 @@ Two problems (issue 12's goals: >= 3x on the dense one, at least as fast on the 
 - sparse: a text-like CSR set, 50,000 x 100,000, ~100 words per row (0.1%), 20 classes.
 
 Both fits run a fixed number of epochs (tol=None) and produce the same coef_ (bitwise; see
-tests/test_perceptron.py). Each problem is timed at n_jobs=1 for both libraries, and at
-n_jobs=-1 (scikit-learn: joblib threads over the classes; mlpfast: OpenMP threads over them).
-The terminal summary prints scikit-learn's median over mlpfast's per case.
+tests/test_perceptron.py). "mlpfast-shared_order" is Perceptron(shared_order=True): one order
+for all classes, each row read once per epoch (not scikit-learn's model). Each problem is
+timed at n_jobs=1 for every library, and at n_jobs=-1 (scikit-learn: joblib threads over the
+classes; mlpfast: OpenMP threads over them). The terminal summary prints scikit-learn's median
+over each mlpfast variant's per case.
 """
 
 import warnings
@@ -45,18 +47,20 @@ def problems():
 
 
 @pytest.mark.parametrize("n_jobs", [1, -1], ids=["n_jobs=1", "n_jobs=-1"])
-@pytest.mark.parametrize("library", ["sklearn", "mlpfast"])
+@pytest.mark.parametrize("library", ["sklearn", "mlpfast", "mlpfast-shared_order"])
 @pytest.mark.parametrize("problem", ["dense 100000x784 10 classes", "sparse text 50000x100000 20 classes"])
 def test_perceptron_fit(benchmark, problems, problem, library, n_jobs):
     X, y = problems[problem]
-    cls = Perceptron if library == "mlpfast" else SkPerceptron
+    cls = SkPerceptron if library == "sklearn" else Perceptron
+    extra = {"shared_order": True} if library == "mlpfast-shared_order" else {}
     benchmark.group = f"perceptron: fit {EPOCHS} epochs, {problem}, n_jobs={n_jobs}"
     benchmark.extra_info.update(library=library, n_jobs=n_jobs, ratio_vs="sklearn")
 
     def fit():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return cls(max_iter=EPOCHS, tol=None, n_jobs=n_jobs, random_state=0).fit(X, y)
+            clf = cls(max_iter=EPOCHS, tol=None, n_jobs=n_jobs, random_state=0, **extra)
+            return clf.fit(X, y)
 
     clf = benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=0)
     assert clf.n_iter_ == EPOCHS

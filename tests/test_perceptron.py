@@ -1,6 +1,7 @@
 """mlpfast.Perceptron against scikit-learn's Perceptron: the same coef_ bitwise, the API checks,
 accuracy on five datasets, bad input, thread-count independence, the lecture example."""
 
+import inspect
 import pathlib
 import runpy
 
@@ -15,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlpfast import Perceptron, _core
+from mlpfast import _sklearn_compat as compat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -325,3 +327,14 @@ def test_shared_order():
         Perceptron(shared_order=True, shuffle=False).fit(X, y),
         linear_model.Perceptron(shuffle=False).fit(X, y),
     )
+
+
+@pytest.mark.parametrize("name", sorted(compat.PERCEPTRON_OVERRIDDEN))
+def test_overridden_loops_are_the_mirrored_ones(name):
+    """The installed scikit-learn calls the loops with a recorded signature, which ours takes."""
+    installed = compat._installed_signature(linear_model.Perceptron, name)
+    assert installed in compat.PERCEPTRON_OVERRIDDEN[name]
+    assert name in vars(Perceptron)
+    for variant in compat.PERCEPTRON_OVERRIDDEN[name]:
+        params = [p.strip() for p in variant.strip("()").split(",")][1:]
+        inspect.signature(getattr(Perceptron, name)).bind(None, **{p: None for p in params})

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 from joblib import effective_n_jobs
-from sklearn.linear_model import Perceptron as _SkPerceptron
+from sklearn.linear_model import Perceptron as SklearnPerceptron
 from sklearn.utils import check_random_state
 
 from . import _core
@@ -31,7 +31,7 @@ _SPARSE_INTERCEPT_DECAY = 0.01
 _STOP_ON_OBJECTIVE = tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8)
 
 
-class Perceptron(_SkPerceptron):
+class Perceptron(SklearnPerceptron):
     """Linear perceptron classifier: a drop-in for ``sklearn.linear_model.Perceptron``.
 
     The same parameters, defaults, methods and fitted attributes (``coef_``, ``intercept_``,
@@ -83,7 +83,7 @@ class Perceptron(_SkPerceptron):
     """
 
     _parameter_constraints: dict = {
-        **_SkPerceptron._parameter_constraints,
+        **SklearnPerceptron._parameter_constraints,
         "shared_order": ["boolean"],
     }
 
