@@ -43,12 +43,17 @@ def text_like(n=50_000, d=100_000, k=20, words=100, seed=0):
 @pytest.fixture(scope="module")
 def problems():
     X, y = peers.synthetic_classification(100_000, dtype=np.float64, seed=0)
-    return {"dense 100000x784 10 classes": (X, y), "sparse text 50000x100000 20 classes": text_like()}
+    return {
+        "dense 100000x784 10 classes": (X, y),
+        "sparse text 50000x100000 20 classes": text_like(),
+    }
 
 
 @pytest.mark.parametrize("n_jobs", [1, -1], ids=["n_jobs=1", "n_jobs=-1"])
 @pytest.mark.parametrize("library", ["sklearn", "mlpfast", "mlpfast-shared_order"])
-@pytest.mark.parametrize("problem", ["dense 100000x784 10 classes", "sparse text 50000x100000 20 classes"])
+@pytest.mark.parametrize(
+    "problem", ["dense 100000x784 10 classes", "sparse text 50000x100000 20 classes"]
+)
 def test_perceptron_fit(benchmark, problems, problem, library, n_jobs):
     X, y = problems[problem]
     cls = SkPerceptron if library == "sklearn" else Perceptron

@@ -134,11 +134,10 @@ void perceptron_epoch(const py::array& X, const py::object& indices, const py::o
 }  // namespace
 
 void register_perceptron(py::module_& m) {
-  m.def("perceptron_epoch", &perceptron_epoch, py::arg("X"), py::arg("indices"),
-        py::arg("indptr"), py::arg("state"), py::arg("active"), py::kw_only(),
-        py::arg("penalty"), py::arg("alpha"), py::arg("l1_ratio"), py::arg("eta0"),
-        py::arg("intercept_decay"), py::arg("fit_intercept"), py::arg("shuffle"),
-        py::arg("n_threads"),
+  m.def("perceptron_epoch", &perceptron_epoch, py::arg("X"), py::arg("indices"), py::arg("indptr"),
+        py::arg("state"), py::arg("active"), py::kw_only(), py::arg("penalty"), py::arg("alpha"),
+        py::arg("l1_ratio"), py::arg("eta0"), py::arg("intercept_decay"), py::arg("fit_intercept"),
+        py::arg("shuffle"), py::arg("n_threads"),
         R"doc(One epoch of scikit-learn's Perceptron SGD for the rows `active` of state["coef"].
 
 X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32). In place on the

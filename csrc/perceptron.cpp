@@ -7,9 +7,10 @@
 // file is compiled with FMA contraction off (CMakeLists.txt): w += x * c must round twice.
 //
 // Where the speed comes from, then, since the order of each sum is fixed:
-//  - the dot products of up to four vectors run interleaved (kLanes independent add chains in
-//    one loop), so the CPU overlaps the four latency-bound chains that scikit-learn runs one
-//    after the other; within a chain the order is scikit-learn's (no reassociation, ever);
+//  - the dot products of up to kLanes = 8 vectors run interleaved (independent add chains in
+//    one loop), so the CPU overlaps the latency-bound chains that scikit-learn runs one after
+//    the other; within a chain the order is scikit-learn's (no reassociation, ever); dense
+//    float64 lanes go in pairs, one SSE2 register per pair (dot_dense_pairs);
 //  - a sample is read once for every vector that visits it at that step: with shuffle=False
 //    (or one vector) every vector visits the same row, which stays in L1 between the lanes;
 //  - the dense update w += x * (c / wscale) is element-wise, so the compiler vectorizes it at
@@ -23,9 +24,11 @@
 #include "perceptron.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -189,8 +192,7 @@ void dot_sparse(const T* const* w_in, const Row<T>* rows, const Row<T>* next, do
 }
 
 template <typename T, int L>
-void dot_lanes(const T* const* w, const Row<T>* rows, const Row<T>* next, index_t d,
-               double* acc) {
+void dot_lanes(const T* const* w, const Row<T>* rows, const Row<T>* next, index_t d, double* acc) {
   if (rows[0].idx) {
     dot_sparse<T, L>(w, rows, next, acc);
     return;
@@ -202,6 +204,13 @@ void dot_lanes(const T* const* w, const Row<T>* rows, const Row<T>* next, index_
   }
 #endif
   dot_dense<T, L>(w, rows, next, d, acc);
+}
+
+// dot_table<T>()[L - 1] = dot_lanes<T, L>, for L = 1 .. kLanes
+template <typename T, std::size_t... I>
+constexpr auto dot_table(std::index_sequence<I...>) {
+  using Fn = void (*)(const T* const*, const Row<T>*, const Row<T>*, index_t, double*);
+  return std::array<Fn, sizeof...(I)>{&dot_lanes<T, int(I) + 1>...};
 }
 
 // ---- SequentialDataset.shuffle: Fisher-Yates driven by our_rand_r (utils/_random.pxd), the
@@ -352,16 +361,8 @@ void epoch_range(const PerceptronData<T>& data, PerceptronVector<T>* vecs, index
         w[k] = vecs[g0 + k].w;
       }
       double acc[kLanes];
-      switch (L) {
-        case 1: dot_lanes<T, 1>(w, rows, next, data.n_features, acc); break;
-        case 2: dot_lanes<T, 2>(w, rows, next, data.n_features, acc); break;
-        case 3: dot_lanes<T, 3>(w, rows, next, data.n_features, acc); break;
-        case 4: dot_lanes<T, 4>(w, rows, next, data.n_features, acc); break;
-        case 5: dot_lanes<T, 5>(w, rows, next, data.n_features, acc); break;
-        case 6: dot_lanes<T, 6>(w, rows, next, data.n_features, acc); break;
-        case 7: dot_lanes<T, 7>(w, rows, next, data.n_features, acc); break;
-        default: dot_lanes<T, 8>(w, rows, next, data.n_features, acc); break;
-      }
+      static constexpr auto dot = dot_table<T>(std::make_index_sequence<kLanes>{});
+      dot[L - 1](w, rows, next, data.n_features, acc);
       for (int k = 0; k < L; ++k)
         if (learn[k])
           learn_sample(data, vecs[g0 + k], sample[k], rows[k], acc[k], opt, l1_ratio,

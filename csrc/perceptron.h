@@ -41,8 +41,8 @@ struct PerceptronVector {
   std::uint32_t seed;
   std::int32_t positive;
   double weight_pos, weight_neg;
-  double* sumloss;    // out: the epoch's summed perceptron loss
-  double* objective;  // out: the same plus the penalty terms (scikit-learn >= 1.8)
+  double* sumloss;          // out: the epoch's summed perceptron loss
+  double* objective;        // out: the same plus the penalty terms (scikit-learn >= 1.8)
   std::uint8_t* nonfinite;  // out: 1 when w or the intercept holds inf/NaN after the epoch
 };
 

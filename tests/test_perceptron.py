@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 from sklearn import linear_model
-from sklearn.datasets import load_breast_cancer, load_digits, load_iris, make_classification
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -98,7 +98,9 @@ OPTIONS = [
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-@pytest.mark.parametrize("params", OPTIONS, ids=lambda p: ",".join(map(str, p.items())) or "defaults")
+@pytest.mark.parametrize(
+    "params", OPTIONS, ids=lambda p: ",".join(map(str, p.items())) or "defaults"
+)
 def test_same_coef_as_sklearn(name, sparse, params):
     X, y = DATASETS[name]()
     if sparse:
@@ -322,7 +324,9 @@ def test_shared_order():
     ours_acc = Perceptron(shared_order=True).fit(X_tr, y_tr).score(X_te, y_te)
     assert ours_acc >= 0.85
     # no effect where scikit-learn's classes share one order anyway: binary, shuffle=False
-    assert_same_fit(Perceptron(shared_order=True).fit(X, y == 3), linear_model.Perceptron().fit(X, y == 3))
+    assert_same_fit(
+        Perceptron(shared_order=True).fit(X, y == 3), linear_model.Perceptron().fit(X, y == 3)
+    )
     assert_same_fit(
         Perceptron(shared_order=True, shuffle=False).fit(X, y),
         linear_model.Perceptron(shuffle=False).fit(X, y),

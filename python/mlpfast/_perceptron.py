@@ -155,7 +155,10 @@ class Perceptron(SklearnPerceptron):
                 y_i[y != self.classes_[i]] = -1.0
                 callbacks.append(
                     self._make_validation_score_cb(
-                        validation_mask, X, y_i, sample_weight,
+                        validation_mask,
+                        X,
+                        y_i,
+                        sample_weight,
                         classes=np.array([-1, 1], dtype=y_i.dtype),
                     )  # fmt: skip
                 )
@@ -241,7 +244,7 @@ class Perceptron(SklearnPerceptron):
         active = list(range(m))
         for epoch in range(max_iter):
             if self.verbose > 0:
-                print("-- Epoch %d" % (epoch + 1))
+                print(f"-- Epoch {epoch + 1}")
             _core.perceptron_epoch(
                 data, indices, indptr, st, np.asarray(active, dtype=np.int64), **options
             )
@@ -249,13 +252,13 @@ class Perceptron(SklearnPerceptron):
             for k in active:
                 if st["nonfinite"][k]:
                     raise ValueError(
-                        "Floating-point under-/overflow occurred at epoch #%d. Scaling input "
-                        "data with StandardScaler or MinMaxScaler might help." % (epoch + 1)
+                        f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. Scaling"
+                        " input data with StandardScaler or MinMaxScaler might help."
                     )
                 if self.early_stopping:
                     score = callbacks[k](coef[k], float(intercept[k]))
                     if self.verbose > 0:
-                        print("Validation score: %f" % score)
+                        print(f"Validation score: {score:f}")
                     if tol > -np.inf and score < best_score[k] + tol:
                         no_improvement[k] += 1
                     else:
@@ -267,7 +270,7 @@ class Perceptron(SklearnPerceptron):
                     else:
                         value, margin = float(st["sumloss"][k]), tol * train_count
                     if self.verbose > 0:
-                        print("Bias: %.6f, Avg. loss: %f" % (intercept[k], value))
+                        print(f"Bias: {intercept[k]:.6f}, Avg. loss: {value:f}")
                     if tol > -np.inf and value > best[k] - margin:
                         no_improvement[k] += 1
                     else:
@@ -276,7 +279,7 @@ class Perceptron(SklearnPerceptron):
                 if no_improvement[k] >= self.n_iter_no_change:
                     n_iter[k] = epoch + 1
                     if self.verbose:
-                        print("Convergence after %d epochs" % (epoch + 1))
+                        print(f"Convergence after {epoch + 1} epochs")
                 else:
                     still.append(k)
             active = still
