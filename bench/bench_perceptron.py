@@ -12,6 +12,7 @@ classes; mlpfast: OpenMP threads over them). The terminal summary prints scikit-
 over each mlpfast variant's per case.
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -40,20 +41,18 @@ def text_like(n=50_000, d=100_000, k=20, words=100, seed=0):
     return X, y
 
 
+PROBLEMS = ["dense 100000x784 10 classes", "sparse text 50000x100000 20 classes"]
+
+
 @pytest.fixture(scope="module")
 def problems():
     X, y = peers.synthetic_classification(100_000, dtype=np.float64, seed=0)
-    return {
-        "dense 100000x784 10 classes": (X, y),
-        "sparse text 50000x100000 20 classes": text_like(),
-    }
+    return dict(zip(PROBLEMS, [(X, y), text_like()]))
 
 
 @pytest.mark.parametrize("n_jobs", [1, -1], ids=["n_jobs=1", "n_jobs=-1"])
 @pytest.mark.parametrize("library", ["sklearn", "mlpfast", "mlpfast-shared_order"])
-@pytest.mark.parametrize(
-    "problem", ["dense 100000x784 10 classes", "sparse text 50000x100000 20 classes"]
-)
+@pytest.mark.parametrize("problem", PROBLEMS)
 def test_perceptron_fit(benchmark, problems, problem, library, n_jobs):
     X, y = problems[problem]
     cls = SkPerceptron if library == "sklearn" else Perceptron
@@ -69,3 +68,51 @@ def test_perceptron_fit(benchmark, problems, problem, library, n_jobs):
 
     clf = benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=0)
     assert clf.n_iter_ == EPOCHS
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_perceptron_ratio_interleaved(benchmark, problems, problem):
+    """The same fits at n_jobs=1, alternated (scikit-learn, mlpfast, mlpfast shared_order, and
+    again, three times), so that a change of load on a shared machine hits every library alike.
+    Wall and CPU (process) seconds, medians; the ratios go to extra_info and the summary."""
+    X, y = problems[problem]
+    fits = {
+        "sklearn": lambda: SkPerceptron(max_iter=EPOCHS, tol=None, random_state=0),
+        "mlpfast": lambda: Perceptron(max_iter=EPOCHS, tol=None, n_jobs=1, random_state=0),
+        "mlpfast-shared_order": lambda: Perceptron(
+            max_iter=EPOCHS, tol=None, n_jobs=1, random_state=0, shared_order=True
+        ),
+    }
+    wall = {name: [] for name in fits}
+    cpu = {name: [] for name in fits}
+
+    def rounds():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(3):
+                for name, make in fits.items():
+                    w, c = time.perf_counter(), time.process_time()
+                    make().fit(X, y)
+                    wall[name].append(time.perf_counter() - w)
+                    cpu[name].append(time.process_time() - c)
+
+    benchmark.group = f"perceptron: interleaved, {problem}, n_jobs=1"
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    for name in ("mlpfast", "mlpfast-shared_order"):
+        for kind, t in (("wall", wall), ("cpu", cpu)):
+            ratio = float(np.median(t["sklearn"]) / np.median(t[name]))
+            benchmark.extra_info[f"sklearn/{name} {kind}"] = round(ratio, 2)
+            _INTERLEAVED[f"{problem}: sklearn/{name} ({kind} s)"] = ratio
+    benchmark.extra_info.update(library="all", n_jobs=1)
+
+
+_INTERLEAVED = {}
+
+
+def test_zz_print_interleaved_ratios(capsys):
+    """Prints the interleaved ratios (run with -s to see them, or read extra_info)."""
+    with capsys.disabled():
+        for key, ratio in _INTERLEAVED.items():
+            print(f"\n  {key}: {ratio:.2f}x", end="")
+        if _INTERLEAVED:
+            print()
