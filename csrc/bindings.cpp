@@ -499,23 +499,28 @@ SparseX<T> sparse_X(const py::handle& X, const Net& net, bool allow_empty) {
   s.indices = req(ind, idx_dtype);
   s.indptr = req(ptr, idx_dtype);
   if (s.indptr.shape(0) != shape[0] + 1)
-    throw py::value_error("X.indptr has " + std::to_string(s.indptr.shape(0)) +
-                          " entries; X's " + std::to_string(shape[0]) + " rows need " +
-                          std::to_string(shape[0] + 1));
+    throw py::value_error("X.indptr has " + std::to_string(s.indptr.shape(0)) + " entries; X's " +
+                          std::to_string(shape[0]) + " rows need " + std::to_string(shape[0] + 1));
   const index_t stored = std::min<index_t>(s.data.shape(0), s.indices.shape(0));
-  s.csr = {static_cast<const T*>(s.data.data()), s.indices.data(), s.indptr.data(), !narrow,
-           shape[0], shape[1], stored};
+  s.csr = {static_cast<const T*>(s.data.data()),
+           s.indices.data(),
+           s.indptr.data(),
+           !narrow,
+           shape[0],
+           shape[1],
+           stored};
   std::string error;
   bool finite_values = true;
   {
     py::gil_scoped_release release;
-    mlpfast::Csr<double> shape_only{nullptr, s.csr.indices, s.csr.indptr, s.csr.wide,
-                                    s.csr.rows,  s.csr.cols,    s.csr.nnz};
+    mlpfast::Csr<double> shape_only{nullptr,    s.csr.indices, s.csr.indptr, s.csr.wide,
+                                    s.csr.rows, s.csr.cols,    s.csr.nnz};
     error = narrow ? csr_structure_error<std::int32_t>(shape_only)
                    : csr_structure_error<std::int64_t>(shape_only);
     if (error.empty()) {
-      const index_t used = narrow ? index_t(static_cast<const std::int32_t*>(s.csr.indptr)[shape[0]])
-                                  : index_t(static_cast<const std::int64_t*>(s.csr.indptr)[shape[0]]);
+      const index_t used = narrow
+                               ? index_t(static_cast<const std::int32_t*>(s.csr.indptr)[shape[0]])
+                               : index_t(static_cast<const std::int64_t*>(s.csr.indptr)[shape[0]]);
       s.csr.nnz = used;
       finite_values = mlpfast::kernels<T>().all_finite(1, used, s.csr.data, used, 1);
     }
@@ -689,9 +694,8 @@ py::array core_forward(const py::object& params, const py::object& layer_units,
                        const py::object& X) {
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
-  return with_float_dtype(p, "params", [&](auto t) {
-    return forward_typed<decltype(t)>(net, params, activation, X);
-  });
+  return with_float_dtype(
+      p, "params", [&](auto t) { return forward_typed<decltype(t)>(net, params, activation, X); });
 }
 
 template <typename T>

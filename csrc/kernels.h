@@ -94,13 +94,13 @@ struct KernelSet {
 
   // C = act(X_b W + bias) for the x.m rows X_b of a CSR matrix; W: x.X.cols x n (ld n), C: x.m x
   // n (ldc), bias null or length n, act not prelu (as gemm).
-  void (*csr_gemm)(const CsrRows<T>& x, index_t n, const T* W, const T* bias, Activation act,
-                   T* c, index_t ldc) = nullptr;
+  void (*csr_gemm)(const CsrRows<T>& x, index_t n, const T* W, const T* bias, Activation act, T* c,
+                   index_t ldc) = nullptr;
   // G = alpha X_b^T dZ (x.X.cols x n, ld n), dZ: x.m x n (lddz). G is taken to be zero except in
   // the rows of the columns `clear` holds (every row of G when clear is null): those are zeroed
   // first, so consecutive batches only touch the rows their nonzeros name.
-  void (*csr_gemm_tn)(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alpha,
-                      const T* dz, index_t lddz, T* g) = nullptr;
+  void (*csr_gemm_tn)(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alpha, const T* dz,
+                      index_t lddz, T* g) = nullptr;
 };
 
 // Batches of at most this many rows update the weights through the *_outer steps (measured on

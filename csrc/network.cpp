@@ -247,8 +247,8 @@ void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const 
       if (l == 0 && x.csr)
         k.csr_gemm(*x.csr, fan_out, W, b, act, c, ldc);
       else
-        gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out,
-                       T(0), c, ldc, b, act);
+        gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
+                       c, ldc, b, act);
     };
     if (l == L - 1) {
       product(z_out, ldo, Activation::identity);
@@ -291,8 +291,8 @@ void backward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const
       if (l == 0 && x.csr)  // a sparse X: scattered per nonzero (sparse_kernels.cpp)
         k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / m_eff, dz, fan_out, grad + lay.w[0]);
       else  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
-        gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev,
-                       dz, fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
+        gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
+                       fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
     }
     k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
     if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
@@ -495,8 +495,8 @@ double loss_grad_rows(const NetSpec& net, const T* params, Rows X, index_t m, St
 // One epoch with the solver Opt: the batches, each stepped by Opt's kernels (`opt`) with the
 // Step its schedule gives.
 template <typename T, typename Opt, typename Rows>
-double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided<T> Y,
-                        const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided<T> Y, const T* sw,
+                        index_t sw_stride, const std::int64_t* order, index_t n_order,
                         index_t batch_size, TrainOptions& opts, const KernelSet<T>& k) {
   const Layout lay(net);
   const OptimizerKernels<T>& opt = k.solver[int(opts.solver)];
@@ -598,8 +598,7 @@ void forward(const NetSpec& net, const T* params, const Csr<T>& X, T* out) {
 template <typename T>
 double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
                  index_t sw_stride, double alpha, T* grad) {
-  return loss_grad_rows(net, params, DenseRows<T>(X, false), X.rows, Y, sw, sw_stride, alpha,
-                        grad);
+  return loss_grad_rows(net, params, DenseRows<T>(X, false), X.rows, Y, sw, sw_stride, alpha, grad);
 }
 template <typename T>
 double loss_grad(const NetSpec& net, const T* params, const Csr<T>& X, Strided<T> Y, const T* sw,

@@ -86,8 +86,7 @@ inline void bias_act_row(index_t n, const T* bias, T* MLPFAST_RESTRICT c) {
 }
 
 template <typename T, typename I, typename A>
-void csr_gemm_with(const CsrRows<T>& x, index_t n, const T* W, const T* bias, T* c,
-                   index_t ldc) {
+void csr_gemm_with(const CsrRows<T>& x, index_t n, const T* W, const T* bias, T* c, index_t ldc) {
   const Rows<I> R = rows_of<T, I>(x.X);
   const T* data = x.X.data;
   auto row = [&](index_t r) {
@@ -128,9 +127,8 @@ void csr_gemm(const CsrRows<T>& x, index_t n, const T* W, const T* bias, Activat
 // Columns [j0, j1) of G: zero the rows `clear` names (or all rows), then add alpha v dZ[r, :]
 // into row j of G for each nonzero (r, j, v) of the batch, in the batch's order.
 template <typename T, typename I>
-void csr_gemm_tn_columns(const CsrRows<T>& x, const CsrRows<T>* clear, const Rows<I>& R,
-                         index_t n, T alpha, const T* dz, index_t lddz, T* g, index_t j0,
-                         index_t j1) {
+void csr_gemm_tn_columns(const CsrRows<T>& x, const CsrRows<T>* clear, const Rows<I>& R, index_t n,
+                         T alpha, const T* dz, index_t lddz, T* g, index_t j0, index_t j1) {
   const index_t width = j1 - j0;
   if (clear) {
     const Rows<I> C = rows_of<T, I>(clear->X);
@@ -162,8 +160,8 @@ void csr_gemm_tn_columns(const CsrRows<T>& x, const CsrRows<T>* clear, const Row
 }
 
 template <typename T, typename I>
-void csr_gemm_tn_with(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alpha,
-                      const T* dz, index_t lddz, T* g) {
+void csr_gemm_tn_with(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alpha, const T* dz,
+                      index_t lddz, T* g) {
   const Rows<I> R = rows_of<T, I>(x.X);
   const index_t cleared = clear ? batch_nnz(*clear, rows_of<T, I>(clear->X)) : x.X.cols;
   const index_t work = (batch_nnz(x, R) + cleared) * n;
@@ -186,17 +184,13 @@ void csr_gemm_tn(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alph
     csr_gemm_tn_with<T, std::int32_t>(x, clear, n, alpha, dz, lddz, g);
 }
 
-template <typename T>
-void fill(KernelSet<T>& k) {
-  k.csr_gemm = &csr_gemm<T>;
-  k.csr_gemm_tn = &csr_gemm_tn<T>;
-}
-
 }  // namespace
 
 void register_sparse(KernelSet<float>& f32, KernelSet<double>& f64) {
-  fill(f32);
-  fill(f64);
+  f32.csr_gemm = &csr_gemm<float>;
+  f32.csr_gemm_tn = &csr_gemm_tn<float>;
+  f64.csr_gemm = &csr_gemm<double>;
+  f64.csr_gemm_tn = &csr_gemm_tn<double>;
 }
 
 }  // namespace MLPFAST_ISA_NS

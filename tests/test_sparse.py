@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn.neural_network as sknn
-from core_helpers import DTYPES, HIDDEN, SOLVERS, random_params, random_targets, tol
 from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_limits
 
 import mlpfast._core as core
 from mlpfast import MLPClassifier, MLPRegressor
 from mlpfast import reference as ref
+
+from core_helpers import DTYPES, HIDDEN, SOLVERS, random_params, random_targets, tol
 
 # float64 training on the same data, sparse vs dense or vs scikit-learn: the sums run in another
 # order (per nonzero instead of the GEMM's blocks), so the loss curves agree to rounding.
@@ -168,6 +169,28 @@ def test_core_results_do_not_depend_on_the_thread_count():
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+@pytest.mark.parametrize("isa", core.ISA_LEVELS)
+def test_every_isa_level_matches_reference(isa):
+    if isa not in core.available_isas():
+        pytest.skip(f"this CPU cannot run the {isa} level")
+    before = core.isa()
+    rng = np.random.default_rng(7)
+    units = [70, 19, 3]  # 19 units: vector bodies and remainders
+    X = text_like(rng, 25, units[0], 0.1)
+    params = random_params(rng, units, "softplus", np.float64)
+    Y = random_targets(rng, "identity", 25, 3, np.float64)
+    try:
+        core.set_isa(isa)
+        out = core.forward(params, units, "softplus", "identity", X)
+        loss, grad = core.loss_grad(params, units, "softplus", "identity", X, Y, None, 0.1)
+    finally:
+        core.set_isa(before)
+    assert_allclose(out, ref.forward(params, units, "softplus", "identity", X), **tol(np.float64))
+    oracle = ref.loss_grad(params, units, "softplus", "identity", X, Y, None, 0.1)
+    assert_allclose(loss, oracle[0], **tol(np.float64))
+    assert_allclose(grad, oracle[1], **tol(np.float64))
 
 
 def _core_call(name, X, params=None, state=None):
@@ -341,7 +364,11 @@ def test_malformed_sparse_input_is_a_value_error_not_a_crash():
     model = _quiet(MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit,
                    X_TEXT[:50], y)  # fmt: skip
     before = model.coefs_[0].copy()
-    for call in (lambda: model.fit(X, y), lambda: model.partial_fit(X, y), lambda: model.predict(X)):
+    for call in (
+        lambda: model.fit(X, y),
+        lambda: model.partial_fit(X, y),
+        lambda: model.predict(X),
+    ):
         with pytest.raises(ValueError, match="must be < 12"):  # scipy's check
             call()
     assert_array_equal(model.coefs_[0], before)
