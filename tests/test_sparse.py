@@ -301,6 +301,15 @@ def test_estimator_matches_sklearn_and_its_dense_self(Est, params, container):
         assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7, atol=1e-9)
 
 
+def test_sample_weight_matches_sklearn():
+    sw = np.random.default_rng(8).random(160) + 0.2
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, max_iter=6, solver="sgd", batch_size=20)
+    ours = _quiet(MLPRegressor(**kw).fit, X_TEXT, Y_REG, sample_weight=sw)
+    theirs = _quiet(sknn.MLPRegressor(**kw).fit, X_TEXT, Y_REG, sample_weight=sw)
+    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=CURVE_RTOL)
+    assert_allclose(ours.predict(X_TEXT), theirs.predict(X_TEXT), rtol=1e-9, atol=1e-12)
+
+
 def test_partial_fit_and_float32():
     kw = dict(hidden_layer_sizes=(10,), random_state=0)
     ours, theirs = MLPClassifier(**kw), sknn.MLPClassifier(**kw)

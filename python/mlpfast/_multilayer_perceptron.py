@@ -211,7 +211,11 @@ class _FlatParamsMixin:
                 np.full(units, PRELU_INIT_SLOPE, dtype=dtype) for units in layer_units[1:-1]
             ]
         self._flat_params()  # packs the fresh arrays into one buffer
-        self._best_params = self._params.copy()
+        # Only early stopping reads the best weights; without it, "best" means the live weights
+        # (as after early stopping; _update_no_improvement_count copies on first use), which
+        # saves a copy of all the weights: with a sparse X the first layer's can be most of the
+        # memory of a fit (bench/bench_sparse.py measures it against scikit-learn's).
+        self._best_params = self._params.copy() if self.early_stopping else self._params
 
     def __getstate__(self):
         with self._lock():  # not while another thread trains
