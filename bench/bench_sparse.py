@@ -17,7 +17,7 @@ names 50,000; per-epoch time grows linearly with the rows, the ratio does not ch
 
     python -m pytest bench/bench_sparse.py     # the same epochs as a pytest-benchmark suite
 
-(rows from MLPFAST_BENCH_SPARSE_ROWS, default 2,000, so that ``pytest bench`` stays short.)
+(rows from MLPFAST_BENCH_SPARSE_ROWS, default 1,000, so that ``pytest bench`` stays short.)
 """
 
 import argparse
@@ -79,7 +79,7 @@ def epoch_runner(library, X, y):
 @pytest.mark.parametrize("library", LIBRARIES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sparse_epoch(benchmark, dtype, library):
-    rows = int(os.environ.get("MLPFAST_BENCH_SPARSE_ROWS", "2000"))
+    rows = int(os.environ.get("MLPFAST_BENCH_SPARSE_ROWS", "1000"))
     X, y = text_like(rows, dtype)
     epoch = epoch_runner(library, X, y)
     benchmark.group = f"sparse: epoch of {rows} x {N_FEATURES} at {DENSITY:.1%}, 100-20, {dtype}"
