@@ -561,14 +561,14 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 // Narrow outputs (gemm_narrow.h): rows of C in pieces of whole MR-row tiles, taken dynamically
 // by nt threads; rows are independent, so the pieces change no arithmetic.
 template <typename T>
-void gemm_narrow(int vb, int r, bool trans_a, index_t m, index_t n, index_t k, T alpha,
-                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                 const T* bias, Activation act, int nt) {
+void gemm_narrow(int vb, int r, bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a,
+                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+                 Activation act, int nt) {
   constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV;
   const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1, kcb = k_block<T>(k);
   auto rows = [&](index_t i0, index_t i1) {
-    narrow_any<T, MR, NV>(vb, r, i1 - i0, n, k, kcb, a + i0 * sa_i, sa_i, sa_p, alpha, b, ldb,
-                          beta, c + i0 * ldc, ldc, bias, act);
+    narrow_any<T, MR, NV>(vb, r, i1 - i0, n, k, kcb, a + i0 * sa_i, sa_i, sa_p, alpha, b, ldb, beta,
+                          c + i0 * ldc, ldc, bias, act);
   };
   if (nt <= 1) return rows(0, m);
   const index_t tiles = (m + MR - 1) / MR, per = (tiles + 4 * nt - 1) / (4 * nt) * MR;
