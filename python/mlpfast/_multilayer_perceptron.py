@@ -179,6 +179,10 @@ class _ModelLock:
                 self._writer = None
                 self._cond.notify_all()
 
+    def reading(self):
+        """Whether this thread is inside a prediction."""
+        return bool(getattr(self._mine, "depth", 0))
+
     def acquire_read(self):
         mine = self._mine
         depth = getattr(mine, "depth", 0)
@@ -261,18 +265,28 @@ class _FlatParamsMixin:
         else:
             self.__dict__.pop("prelu_slopes_", None)
 
+    def _packed_params(self):
+        """The flat parameter buffer if coefs_/intercepts_/prelu_slopes_ are all still views
+        into it, else None."""
+        params = self.__dict__.get("_params")
+        if params is None:
+            return None
+        parts = list(chain(self.coefs_, self.intercepts_, self.__dict__.get("prelu_slopes_", [])))
+        if all(getattr(p, "base", None) is params for p in parts):
+            if sum(p.size for p in parts) == params.size:
+                return params
+        return None
+
     def _flat_params(self, bind=True):
         """The flat parameter buffer, re-packed first if coefs_/intercepts_/prelu_slopes_ were
         assigned from outside (then they are no longer views into it). With ``bind=False`` (the
         prediction side, which may run in several threads at once) the re-packed buffer is a
         private copy and the estimator is left as it is."""
-        params = self.__dict__.get("_params")
+        params = self._packed_params()
+        if params is not None:
+            return params
         slopes = self.__dict__.get("prelu_slopes_", [])
-        parts = list(chain(self.coefs_, self.intercepts_, slopes))
-        if params is not None and all(getattr(p, "base", None) is params for p in parts):
-            if sum(p.size for p in parts) == params.size:
-                return params
-        parts = [np.asarray(p) for p in parts]
+        parts = [np.asarray(p) for p in chain(self.coefs_, self.intercepts_, slopes)]
         coefs = parts[: len(self.coefs_)]
         layer_units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         params = np.empty(
@@ -353,7 +367,11 @@ class _FlatParamsMixin:
         if check_input:
             _reject_sparse(X)
             X = validate_data(self, X, reset=False)
-        with self._lock().read:  # not while another thread trains
+        lock = self._lock()
+        if self._packed_params() is None and not lock.reading():
+            with lock:  # assigned coefs_: re-packed once, as training would (readers wait)
+                self._flat_params()
+        with lock.read:  # not while another thread trains
             params = self._flat_params(bind=False)
             # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does.
             dtype = _float_dtype(X.dtype, params.dtype)
