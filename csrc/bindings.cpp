@@ -998,8 +998,11 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
 
 }  // namespace
 
+void register_perceptron(py::module_& m);  // bindings_perceptron.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpfast's C++ core: GEMM, training kernels, CPU dispatch (private; use mlpfast)";
+  register_perceptron(m);
 
   // The kernel tables are filled here, at import, not by whichever thread calls first.
   mlpfast::init_dispatch();
