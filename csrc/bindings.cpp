@@ -903,7 +903,11 @@ PYBIND11_MODULE(_core, m) {
         "Instruction-set levels this build has and this CPU supports, worst to best.");
   m.def("set_isa", &set_isa, py::arg("name"),
         "Select an instruction-set level (for tests and benchmarks).");
+  // a forked child must never enter the parent's OpenMP runtime (threads.h)
+  mlpfast::install_fork_handler();
   m.def("max_threads", &mlpfast::max_threads, "Threads the kernels may use right now.");
+  m.def("set_default_threads", &mlpfast::set_default_threads, py::arg("n"),
+        "Default team size when OMP_NUM_THREADS and threadpoolctl say nothing (set at import).");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
         py::arg("activation") = py::none(), py::arg("out") = py::none(), py::arg("alpha") = 1.0,

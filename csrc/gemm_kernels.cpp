@@ -570,15 +570,13 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
-  int nt = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel()) {  // inside someone else's parallel region: stay on this thread
-    // compared in double: the thread count a huge product wants does not fit an int
+  // the policy's team (threads.h: 1 in a forked child or inside a parallel region), no more
+  // threads than the work pays for
+  int nt = max_threads();
+  if (nt > 1) {
     const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
-    nt = omp_get_max_threads();
     if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
   }
-#endif
   Job<T> job{};
   job.trans_a = trans_a;
   job.trans_b = trans_b;

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "losses.h"
 #include "optimizers.h"
+#include "threads.h"  // max_threads(): the team of every parallel region
 
 namespace mlpfast {
 
@@ -129,9 +130,6 @@ int available_isas(const char** names, int capacity);
 int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
-
-// Number of threads a kernel may use (OpenMP's current setting, 1 without OpenMP).
-int max_threads();
 
 }  // namespace mlpfast
 

@@ -3,12 +3,12 @@
 // (see kernels.h). The formulas live in activations.h, losses.h and optimizers.h; this file
 // only lays the loops out over rows, columns and blocks and registers them in KernelSet<T>.
 //
-// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold, through
-// an explicit branch rather than an `if` clause, so small calls (batch size 1) never open a
-// parallel region. Threads split independent outputs only: rows for element-wise work and
-// per-row losses, column blocks for column sums, fixed kReduceBlock blocks for flat
-// reductions, whose partial sums are then added in block order. Results are therefore bitwise
-// identical for any thread count.
+// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold and when
+// the thread policy (threads.h) gives it a team, through an explicit branch rather than an `if`
+// clause, so small calls (batch size 1) and forked children never open a parallel region. Threads
+// split independent outputs only: rows for element-wise work and per-row losses, column blocks for
+// column sums, fixed kReduceBlock blocks for flat reductions, whose partial sums are then added in
+// block order. Results are therefore bitwise identical for any thread count.
 //
 // Everything except register_vector has internal linkage (anonymous namespace).
 #include <cmath>
@@ -39,8 +39,9 @@ constexpr index_t kColumnBlock = 128;
 // Each i must touch its own outputs only, so the results do not depend on the threads.
 template <typename Body>
 inline void for_rows(index_t m, bool parallel, const Body& body) {
-  if (parallel) {
-#pragma omp parallel for schedule(static)
+  const int nt = parallel ? max_threads() : 1;  // threads.h: 1 in a forked child
+  if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t i = 0; i < m; ++i) body(i);
   } else {
     for (index_t i = 0; i < m; ++i) body(i);
@@ -295,8 +296,9 @@ double sum_squares(index_t n, const T* x, double* partials) {
 
 template <typename T>
 void axpy(index_t n, T alpha, const T* x, T* y) {
-  if (n >= kParallelElements) {
-#pragma omp parallel for simd schedule(static)
+  const int nt = n >= kParallelElements ? max_threads() : 1;
+  if (nt > 1) {
+#pragma omp parallel for simd schedule(static) num_threads(nt)
     for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
   } else {
 #pragma omp simd
@@ -323,8 +325,9 @@ inline bool row_finite(index_t n, const T* x, index_t cs) {
 template <typename T>
 bool all_finite(index_t m, index_t n, const T* x, index_t rs, index_t cs) {
   bool ok = true;
-  if (m * n >= kParallelElements) {
-#pragma omp parallel for schedule(static) reduction(&& : ok)
+  const int nt = m * n >= kParallelElements ? max_threads() : 1;
+  if (nt > 1) {
+#pragma omp parallel for schedule(static) reduction(&& : ok) num_threads(nt)
     for (index_t i = 0; i < m; ++i) ok = row_finite(n, x + i * rs, cs) && ok;
   } else {
     for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);

@@ -1,8 +1,9 @@
 """After a multi-threaded fit in the parent, a forked child that uses mlpfast (fit, predict,
 _core.gemm) finishes with the parent's results (issue 9, item 1).
 
-Today the child hangs: libgomp's thread pool does not survive fork, and the child's first
-parallel region waits forever for workers that do not exist. Each scenario therefore runs in
+Without a fix the child hangs: libgomp's thread pool does not survive fork, and the child's first
+parallel region waits forever for workers that do not exist; the core's pthread_atfork handler
+(csrc/threads.h) keeps the child out of parallel regions. Each scenario therefore runs in
 its own interpreter (tests/_subprocess_util.py) whose parent process waits for its forked child
 at most CHILD_TIMEOUT seconds; the test kills the whole process group if even that parent does
 not answer. The scenarios of this file start together (a module fixture) so that the suite pays
@@ -19,7 +20,6 @@ from _subprocess_util import (
     WrongOutcome,
     expect_clean_exit,
     finish,
-    issue9_xfail,
     start_script,
 )
 
@@ -169,16 +169,13 @@ def check(started, name):
         raise WrongOutcome(outcome.describe())
 
 
-HANGS = "after fork the child's first OpenMP region waits forever for the parent's libgomp workers"
-
-
 @pytest.mark.parametrize(
     "scenario",
     [
-        pytest.param("os.fork", marks=issue9_xfail(Hang, HANGS + " (no pthread_atfork handler)")),
-        pytest.param("multiprocessing-fork-pool", marks=issue9_xfail(Hang, HANGS + " (Pool)")),
-        # the control forks before any parallel region: fine today, so the two cases above
-        # fail for the reason they name, not because fork or the scripts are broken
+        "os.fork",
+        "multiprocessing-fork-pool",
+        # the control forks before any parallel region, so that a failure of the two cases
+        # above is about the parent's threads, not about fork or the scripts
         "control",
     ],
 )
