@@ -362,19 +362,35 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread packing buffers, kept between calls (grown on demand, 64-byte aligned, freed when
-// the thread exits).
+// Per-thread packing buffers (grown on demand, 64-byte aligned, freed when the thread exits),
+// kept between calls up to kKeepPackBytes: the MLP's products reuse them call after call, while
+// a larger one (a product with a huge k, e.g. 8 x 10**6 @ 10**6 x 8, packs 61 MiB of A) is freed
+// when its call returns, so a thread never holds more than a few MiB after a call.
+// Packed A of one row super-block stays under kMaxPackedABytes (rows are processed in
+// super-blocks beyond it, which changes no arithmetic); its rounding up to MR rows adds less
+// than 1 MiB wherever a super-block has at least MC rows. Larger packed A (k so large that MC
+// rows do not fit the budget) is not kept.
+constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
+constexpr std::size_t kKeepPackBytes = kMaxPackedABytes + (std::size_t(1) << 20);
 struct PackBuffer {
   void* p = nullptr;
   std::size_t bytes = 0;
   void* get(std::size_t need) {
     if (need > bytes) {
-      std::free(p);
+      release();
       need = (need + 4095) & ~std::size_t(4095);
       p = std::aligned_alloc(64, need);
       bytes = p ? need : 0;
     }
     return p;
+  }
+  void release() {
+    std::free(p);
+    p = nullptr;
+    bytes = 0;
+  }
+  void trim() {
+    if (bytes > kKeepPackBytes) release();
   }
   ~PackBuffer() { std::free(p); }
 };
@@ -556,10 +572,7 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 }
 
 // ---------------------------------------------------------------------------------------------
-// Packed A of one row super-block stays under this size (rows are processed in super-blocks
-// beyond it, which changes no arithmetic).
-constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
-
+// The entry point: path choice, thread count, row super-blocks.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
@@ -610,6 +623,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     }
     gemm_packed(job, nt);
   }
+  tl_pack_a.trim();  // (packed B panels are at most NC x KC: always kept)
 }
 
 }  // namespace
