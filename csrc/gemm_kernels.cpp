@@ -36,9 +36,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -74,8 +71,10 @@ struct Blocks {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
-// ~20 us of work per thread: below, a barrier costs more than the thread saves.
-constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
+// ~80 us of work per thread: below, a fork/join costs more than the thread saves (2^21, ~20 us,
+// left 784-100-10 at batch 32 slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products
+// on one thread, and every product of the lecture's 784-500-500-10 at batch 100 on two).
+constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
@@ -532,8 +531,10 @@ void plan_tasks(Job<T>& job, int nt) {
   }
 }
 
+// nt: the threads the work pays for (tasks are planned for them); team: the team that runs them
+// (region_threads(): 1, or the whole team, never a size in between; threads.h says why).
 template <typename T>
-void gemm_packed(Job<T>& job, int nt) {
+void gemm_packed(Job<T>& job, int nt, int team) {
   constexpr index_t MC = Blocks<T>::MC;
   const index_t units = (job.k + job.kcb - 1) / job.kcb * ((job.m + MC - 1) / MC);
   plan_tasks(job, nt);
@@ -545,8 +546,10 @@ void gemm_packed(Job<T>& job, int nt) {
     return;
   }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+  RegionTimer timer(team);  // when the helpers arrive (threads.h: the load adaptation)
+#pragma omp parallel num_threads(team)
   {
+    timer.arrive();
     // dynamic here too: a thread that another process keeps off its core must not hold up the
     // barrier with a share of the packing
 #pragma omp for schedule(dynamic, 1)
@@ -583,9 +586,10 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
-  // the policy's team (threads.h: 1 in a forked child or inside a parallel region), no more
-  // threads than the work pays for
-  int nt = max_threads();
+  // the policy's team (threads.h: 1 in a forked child or inside a parallel region), and the
+  // threads the work pays for: tasks are planned for those, and the whole team takes them
+  const int team = region_threads();
+  int nt = team;
   if (nt > 1) {
     const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
     if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
@@ -621,7 +625,7 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
                     bias, act);
       continue;
     }
-    gemm_packed(job, nt);
+    gemm_packed(job, nt, team);
   }
   tl_pack_a.trim();  // (packed B panels are at most NC x KC: always kept)
 }

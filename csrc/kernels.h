@@ -14,7 +14,7 @@
 #include "common.h"
 #include "losses.h"
 #include "optimizers.h"
-#include "threads.h"  // max_threads(): the team of every parallel region
+#include "threads.h"  // region_threads(), RegionTimer: the team of every parallel region
 
 namespace mlpfast {
 
