@@ -82,7 +82,7 @@ struct ThreadStats {
   std::int64_t judged;        // ... that started within kColdGapNs of the previous one
   std::int64_t late;          // ... whose latest helper arrived more than kLateNs late: each
                               // starts (or doubles) a pause
-  std::int64_t solo;          // regions sent to one thread by a pause
+  std::int64_t solo;          // requests for a team answered 1 by a pause
   std::int64_t max_late_ns;   // the latest arrival seen in a judged region
 };
 ThreadStats thread_stats();
