@@ -31,14 +31,19 @@ std::atomic<int> g_openmp_default{0};
 std::atomic<bool> g_env_set{false};
 
 // The load adaptation (threads.h). A helper arriving more than kLateNs after its region started
-// was off its core: an idle machine wakes even sleeping threads faster (tens to a few hundred
-// microseconds), while a descheduled thread waits for a time slice of the process that holds
-// its core (0.75 to 3 ms under Linux's scheduler defaults). A region is judged only when its
-// calling thread's previous team region ended at most kColdGapNs before it started: helpers are
-// then still spinning (libgomp spins ~300,000 iterations, a millisecond or more, before it
-// blocks), so their arrival measures the machine, not the cost of waking them.
+// was off its core: a descheduled thread waits for a time slice of the process that holds its
+// core (0.75 to 3 ms under Linux's scheduler defaults, tens of ms on a heavily loaded machine),
+// while on an idle machine a spinning helper arrives within microseconds. That holds when the
+// calling thread's previous team region ended at most kColdGapNs before: its helpers are then
+// still spinning (libgomp spins ~300,000 iterations, about 10 ms here, before it blocks). After
+// a longer gap they may be asleep, and waking a sleeping team on an idle machine takes tens to a
+// few hundred microseconds (futex wake, CPU idle-state exit, more with many threads), so such a
+// region counts as late only beyond kColdLateNs. The first region after a pause is one of those:
+// the pause cannot feed itself, yet a loaded machine is seen at once (a probe then costs one
+// region, not two). The first team region of a thread is not judged: libgomp creates its threads.
 constexpr std::int64_t kLateNs = 500'000;
 constexpr std::int64_t kColdGapNs = 500'000;
+constexpr std::int64_t kColdLateNs = 2'000'000;
 constexpr std::int64_t kFirstPauseNs = 10'000'000, kMaxPauseNs = 500'000'000;
 
 std::atomic<bool> g_adapt{true};
@@ -120,14 +125,15 @@ void note_region(int threads, std::int64_t start_ns, std::int64_t arrival_ns, st
   bump(g_stats.team_regions);
   const std::int64_t previous = tl_last_end;
   tl_last_end = end_ns;
-  if (previous == 0 || start_ns - previous > kColdGapNs) return;  // helpers may be asleep
+  if (previous == 0) return;  // the team's first region: its threads were just created
   bump(g_stats.judged);
   const std::int64_t late = arrival_ns - start_ns;
+  const std::int64_t limit = start_ns - previous > kColdGapNs ? kColdLateNs : kLateNs;
   std::int64_t seen = g_stats.max_late.load(std::memory_order_relaxed);
   while (late > seen &&
          !g_stats.max_late.compare_exchange_weak(seen, late, std::memory_order_relaxed)) {
   }
-  if (late > kLateNs) {
+  if (late > limit) {
     bump(g_stats.late);
     std::int64_t pause = 2 * g_pause.load(std::memory_order_relaxed);
     if (pause < kFirstPauseNs) pause = kFirstPauseNs;

@@ -29,19 +29,19 @@
 // off its core when a region starts, and every barrier of the region then waits for its next
 // time slice (milliseconds, against regions of 0.05 to 1 ms in an epoch). Each parallel region
 // therefore records when its helpers arrive (RegionTimer): the latest helper's first instruction
-// inside the region against the region's start. A helper that arrives more than kLateNs late
+// inside the region against the region's start. A helper that arrives more than 0.5 ms late
 // was not running; the next regions then run on one thread for a pause that doubles while the
 // regions that probe after it keep finding a late helper (10 ms up to 0.5 s) and halves at each
 // one that does not. What is measured is the helpers' arrival, not how long the calling thread
 // waited: a caller legitimately waits for most of a region on an idle machine whenever the team
 // has fewer tasks than threads or a static share ends late, and waiting time is no evidence of
-// load (an earlier version that used it paused an idle 16-core machine again and again).
-// Regions that start more than kColdGapNs after the calling thread's previous team region are
-// not judged at all: their helpers may have gone to sleep (libgomp spins for a while, then
-// blocks), and waking sleeping threads takes up to a few hundred microseconds on an idle
-// machine, more with many threads and deep CPU idle states; the first region after a pause is
-// such a region, so the pause cannot feed itself. MLPFAST_LOAD_ADAPTATION=0 in the environment
-// (read once, at import) turns the adaptation off.
+// load (an earlier version that used it made the lecture epoch 2x slower on 16 idle cores).
+// A region that starts more than 0.5 ms after the calling thread's previous team region counts
+// as late only beyond 2 ms: its helpers may have gone to sleep (libgomp spins for a while, then
+// blocks), and waking sleeping threads takes up to a few hundred microseconds on an idle machine,
+// more with many threads and deep CPU idle states; the first region after a pause is such a
+// region, so the pause cannot feed itself. MLPFAST_LOAD_ADAPTATION=0 in the environment (read
+// once, at import) turns the adaptation off.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -79,8 +79,8 @@ void note_region(int threads, std::int64_t start_ns, std::int64_t arrival_ns, st
 struct ThreadStats {
   bool enabled;               // MLPFAST_LOAD_ADAPTATION was not 0 at import
   std::int64_t team_regions;  // parallel regions of 2+ threads
-  std::int64_t judged;        // ... that started within kColdGapNs of the previous one
-  std::int64_t late;          // ... whose latest helper arrived more than kLateNs late: each
+  std::int64_t judged;        // ... but a thread's first one
+  std::int64_t late;          // ... whose latest helper arrived late (0.5 ms, 2 ms when cold): each
                               // starts (or doubles) a pause
   std::int64_t solo;          // requests for a team answered 1 by a pause
   std::int64_t max_late_ns;   // the latest arrival seen in a judged region

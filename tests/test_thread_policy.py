@@ -168,8 +168,8 @@ def test_adaptation_judges_helper_arrival_not_the_callers_wait():
         RULES
         + """
 check("enabled", stats()["load_adaptation"], True)
-region(0, 0.01)  # the first region of a thread: its helpers may be asleep, not judged
-check("first region", (stats()["team_regions"], stats()["judged"]), (1, 0))
+region(0, 5.0)  # the first region of a thread (libgomp creates its helpers): not judged
+check("first region", (stats()["team_regions"], stats()["judged"], stats()["late"]), (1, 0, 0))
 # helpers on time in regions of 5 ms (in which the caller may wait for almost all of it, as
 # when the team has fewer tasks than threads on an idle machine): no pause
 for _ in range(20):
@@ -185,15 +185,19 @@ check("solo counted", solo >= 1, True)
     )
 
 
-def test_adaptation_ignores_regions_after_a_gap_and_recovers():
+def test_adaptation_is_lenient_after_a_gap_and_recovers():
     run_core(
         RULES
         + """
 region(0, 0)
-region(5.0, 3.0)  # late, but 5 ms after the previous region: its helpers may have been asleep
-check("cold region", (stats()["judged"], stats()["late"], core._region_threads()), (0, 0, 2))
-for _ in range(3):
-    region(0.05, 1.0)  # late three times in a row: the pause doubles (10, 20, 40 ms)
+# 1 ms late, but 5 ms after the previous region: its helpers may have been asleep, and waking
+# them is not load (up to 2 ms is allowed then)
+region(5.0, 1.0)
+check("cold region", (stats()["judged"], stats()["late"], core._region_threads()), (1, 0, 2))
+region(5.0, 4.0)  # 4 ms late even so: a loaded machine
+check("cold and late", (stats()["late"], core._region_threads()), (1, 1))
+for _ in range(2):
+    region(0.05, 1.0)  # late twice more in a row: the pause doubles (10, 20, 40 ms)
 check("paused", (stats()["late"], core._region_threads()), (3, 1))
 for _ in range(3):
     region(0.05, 0.01)  # on time: the pause halves each time, 40 -> 20 -> 10 -> 0
