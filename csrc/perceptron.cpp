@@ -22,6 +22,7 @@
 // Structure: the row view; the dot products (dense, CSR); the shuffle (SequentialDataset);
 // the per-sample update (WeightVector + the body of _plain_sgd's sample loop); the epoch.
 #include "perceptron.h"
+#include "threads.h"
 
 #include <algorithm>
 #include <array>
@@ -388,7 +389,8 @@ void perceptron_epoch(const PerceptronData<T>& data, PerceptronVector<T>* vecs, 
   // Threads take contiguous ranges of whole lane groups, so each vector's work is the same
   // whatever the thread count.
   const index_t n_groups = (n_vecs + kLanes - 1) / kLanes;
-  const int nt = int(std::max<index_t>(1, std::min<index_t>(opt.n_threads, n_groups)));
+  int nt = int(std::max<index_t>(1, std::min<index_t>(opt.n_threads, n_groups)));
+  if (in_forked_child()) nt = 1;  // threads.h: the parent's OpenMP team is gone after fork
   if (nt == 1) {
     epoch_range(data, vecs, 0, n_vecs, opt);
     return;

@@ -684,7 +684,8 @@ def test_informational_entry_points():
     assert core.isa() in core.available_isas()
     assert set(core.available_isas()) <= set(core.ISA_LEVELS)
     assert core.max_threads() >= 1
-    for fn in (core.isa, core.available_isas, core.max_threads):
+    assert set(core.thread_stats()) >= {"load_adaptation", "team_regions", "late", "solo"}
+    for fn in (core.isa, core.available_isas, core.max_threads, core.thread_stats):
         with pytest.raises(TypeError):
             fn(1)
 
@@ -783,6 +784,31 @@ def test_perceptron_epoch_hostile(data):
         assert sorted(row) == list(range(n))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.sampled_from([0, 1, 2, 3, 2**31 - 1, 2**31, -1]),
+        st.floats(allow_nan=True),
+        st.text(max_size=3),
+        st.none(),
+    )
+)
+def test_set_default_threads_hostile(n):
+    import joblib
+
+    try:
+        try:
+            core.set_default_threads(n)
+        except (TypeError, ValueError):
+            assert not (type(n) is int and 1 <= n < 2**31), n
+            return
+        assert type(n) is int and 1 <= n < 2**31, n
+        assert core.max_threads() >= 1
+    finally:  # what mlpfast's import set
+        core.set_default_threads(joblib.cpu_count(only_physical_cores=False))
+
+
 def test_every_entry_point_is_covered():
     """A new _core function must get a hostile-input property here."""
     covered = {
@@ -796,6 +822,8 @@ def test_every_entry_point_is_covered():
         "available_isas",
         "max_threads",
         "perceptron_epoch",
+        "thread_stats",
+        "set_default_threads",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")
