@@ -81,7 +81,8 @@ fi
 
 build="$PWD/build/asan"
 san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1"
-"$py" -m cmake -G Ninja -S . -B "$build" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=None \
+# CXX=g++: GCC's libasan is the runtime preloaded below (read at the first configure only)
+CXX=g++ "$py" -m cmake -G Ninja -S . -B "$build" -DCMAKE_BUILD_TYPE=None \
   -DCMAKE_CXX_FLAGS="$san" \
   -DCMAKE_CXX_COMPILE_OBJECT="<CMAKE_CXX_COMPILER> <DEFINES> <INCLUDES> <FLAGS> -O1 -o <OBJECT> -c <SOURCE>" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
