@@ -194,11 +194,10 @@ template <typename T>
 py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
                      const py::object& bias_obj, Activation act, const py::object& out_obj,
                      double alpha, double beta) {
-  Matrix<T> A = matrix_operand<T>(a), B = matrix_operand<T>(b);
-  const index_t m = trans_a ? A.cols : A.rows;
-  const index_t k = trans_a ? A.rows : A.cols;
-  const index_t kb = trans_b ? B.cols : B.rows;
-  const index_t n = trans_b ? B.rows : B.cols;
+  const index_t m = trans_a ? a.shape(1) : a.shape(0);
+  const index_t k = trans_a ? a.shape(0) : a.shape(1);
+  const index_t kb = trans_b ? b.shape(1) : b.shape(0);
+  const index_t n = trans_b ? b.shape(0) : b.shape(1);
   if (k != kb)
     throw py::value_error("gemm: inner dimensions differ: op(a) is " + std::to_string(m) + " x " +
                           std::to_string(k) + " but op(b) is " + std::to_string(kb) + " x " +
@@ -240,6 +239,9 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
   }
   T* c = static_cast<T*>(out.mutable_data());
   if (m == 0 || n == 0) return out;
+  // after the checks, and only for a non-empty result: a zero-stride operand of 2**59 rows
+  // would be copied (and fail) for nothing
+  Matrix<T> A = matrix_operand<T>(a), B = matrix_operand<T>(b);
   {
     py::gil_scoped_release release;
     // A transposed buffer holds op(A)'s transpose already: flip the flag instead of copying.
@@ -531,9 +533,14 @@ SparseX<T> sparse_X(const py::handle& X, const Net& net, bool allow_empty) {
   return s;
 }
 
+// A zero stride repeats one row (column) of memory: it is scanned once. (A zero-stride X of
+// 2**62 rows is a legal train_epoch input, where order picks a few rows; row by row, its scan
+// would not end.)
 template <typename T>
 bool finite(const Strided<T>& s) {
-  return mlpfast::kernels<T>().all_finite(s.rows, s.cols, s.data, s.rs, s.cs);
+  const index_t rows = s.rs == 0 && s.rows > 1 ? 1 : s.rows;
+  const index_t cols = s.cs == 0 && s.cols > 1 ? 1 : s.cols;
+  return mlpfast::kernels<T>().all_finite(rows, cols, s.data, s.rs, s.cs);
 }
 
 // Raises ValueError naming the first of `arrays` (null entries skipped) that holds NaN or
@@ -607,9 +614,11 @@ Batch<T> batch_inputs(const Net& net, const py::object& X, const py::array& Y,
     b.sw = as_ndarray(sw_obj, "sample_weight");
     inputs_sw<T>(b.sw, b.rows());  // the checks
     // The weights are checked (finite, positive batch sums) and then used with the GIL
-    // released: a copy, so that another thread cannot rewrite them in between (O(n)).
-    const py::array_t<T> copy = fresh_copy<T>(b.sw);
-    b.W = {copy, {copy.data(), b.rows(), 1, 1, 1}};
+    // released: a copy, so that another thread cannot rewrite them in between (O(n)). A
+    // zero-stride sw (np.broadcast_to, any length) holds one weight: that one is copied.
+    const bool one = b.rows() > 1 && b.sw.strides(0) == 0;
+    const py::array_t<T> copy = fresh_copy<T>(one ? py::array(b.sw[py::slice(0, 1, 1)]) : b.sw);
+    b.W = {copy, {copy.data(), b.rows(), 1, one ? 0 : 1, 1}};
   }
   return b;
 }
@@ -630,6 +639,10 @@ index_t first_light_batch(const Batch<T>& b, const std::int64_t* order, index_t 
   if (!b.has_sw()) return -1;
   py::gil_scoped_release release;
   const Strided<T>& w = b.W.s;
+  if (w.rs == 0) {  // one weight for every row (2**59 of them, maybe): every batch has its sign
+    sum = double(w.data[0]) * double(batch_size < n ? batch_size : n);
+    return sum > 0.0 ? -1 : 0;
+  }
   for (index_t start = 0; start < n; start += batch_size) {
     const index_t end = start + batch_size < n ? start + batch_size : n;
     double s = 0.0;

@@ -25,6 +25,10 @@ class Crash(AssertionError):
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error: ", "ERROR: LeakSanitizer")
 
+# Under .ci/sanitize.sh (the ASan runtime preloaded; the core at -O1 with every memory access
+# checked) the core runs several times slower: tests with a time limit allow for it.
+SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
+
 
 class Hang(AssertionError):
     """The child (or a process it forked) did not finish in time."""

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from _subprocess_util import (
     CORE_IMPORT,
+    SANITIZED,
     Crash,
     Hang,
     WrongOutcome,
@@ -591,6 +592,11 @@ def test_estimator_lock_is_private():
 # of the two tests runs (the suite pays their time once).
 
 INTERRUPT_LIMIT = 3.0
+# Under .ci/sanitize.sh a piece of work between two polls runs several times slower (ASan, -O1)
+# and the machine is busy with the other tests: there the path is checked (interrupted, no
+# report), with 20 s instead of 3; the 3 s goal holds in the normal suite.
+if SANITIZED:
+    INTERRUPT_LIMIT = 20.0
 
 INTERRUPT_SCRIPT = (
     PRELUDE
@@ -658,8 +664,8 @@ def interrupt_runs():
 
 @pytest.mark.parametrize("call", sorted(INTERRUPT_CALLS))
 def test_ctrl_c_interrupts_a_long_core_call(interrupt_runs, call):
-    # the script's own watchdog ends it INTERRUPT_LIMIT s after the signal; 30 s is the backstop
-    outcome = finish(interrupt_runs[call], 30)
+    # the script's own watchdog ends it INTERRUPT_LIMIT s after the signal; this is the backstop
+    outcome = finish(interrupt_runs[call], 30 + 2 * INTERRUPT_LIMIT)
     expect_clean_exit(outcome, f"SIGINT during {call}")
 
 

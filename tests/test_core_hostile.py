@@ -15,6 +15,7 @@ The examples are derandomised (a fixed, reproducible set per run) and bounded: a
 all on a 2-core machine.
 """
 
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -44,17 +45,45 @@ DTYPES = st.sampled_from(
     NATIVE * 6 + (">f4", ">f8", "<f2", "int64", "int32", "uint8", "complex128", "bool", "object")
 )
 LAYOUTS = st.sampled_from(
-    ["C"] * 4 + ["F", "reversed", "strided", "misaligned", "readonly", "zero_stride"]
+    ["C"] * 4
+    + ["F", "reversed", "strided", "misaligned", "readonly", "zero_stride", "broadcast"]
+    + ["subclass", "extra_axis", "list"]
 )
 SIZES = st.sampled_from([0, 1, 1, 2, 3, 5, 8, 17, 33])
+# every level this CPU runs: each call of a property runs at one of them
+LEVELS = st.sampled_from(core.available_isas())
+
+
+@contextmanager
+def at_isa(level):
+    before = core.isa()
+    core.set_isa(level)
+    try:
+        yield
+    finally:
+        core.set_isa(before)
+
+
+class Sub(np.ndarray):
+    """An ndarray subclass: accepted like an ndarray."""
 
 
 def materialise(values, dtype, layout):
     """`values` (float64) as an array of `dtype` laid out as `layout`. zero_stride repeats the
-    first row (the values change; the oracle reads what was passed)."""
+    first row, broadcast the first column (np.broadcast_to; the values change, the oracle reads
+    what was passed); extra_axis appends an axis of length 1 (a wrong shape), list is a nested
+    Python list (not an array: a TypeError)."""
     a = np.array(values, dtype=dtype)
     if layout == "C" or a.ndim == 0:
         return a
+    if layout == "broadcast":
+        return np.broadcast_to(a[..., :1], a.shape) if a.shape[-1] else a
+    if layout == "subclass":
+        return a.view(Sub)
+    if layout == "extra_axis":
+        return a[..., None]
+    if layout == "list":
+        return a.tolist()
     if layout == "F":
         return np.asfortranarray(a)
     if layout == "reversed":  # negative strides on every axis, same values
@@ -84,9 +113,10 @@ def materialise(values, dtype, layout):
     raise ValueError(layout)
 
 
-def is_native_float(x, dtype=None):
+def is_native_float(x, dtype=None, shape=None):
     return (
         isinstance(x, np.ndarray)
+        and (shape is None or x.shape == shape)
         and x.dtype.isnative
         and x.dtype.name in NATIVE
         and (dtype is None or x.dtype == dtype)
@@ -99,9 +129,9 @@ def as_dtype(x, dtype):
 
 
 @st.composite
-def hostile(draw, shape, values=None, nan=True, prefer=None):
+def hostile(draw, shape, values=None, nan=True, prefer=None, exotic=True):
     """An array of `shape`: random values (or `values`), sometimes one NaN/inf, any dtype
-    (mostly `prefer` when given) and layout."""
+    (mostly `prefer` when given) and layout (not extra_axis nor list unless `exotic`)."""
     size = int(np.prod(shape))
     seed = draw(st.integers(0, 2**31 - 1))
     v = np.random.default_rng(seed).standard_normal(size).reshape(shape) * 0.5
@@ -114,6 +144,8 @@ def hostile(draw, shape, values=None, nan=True, prefer=None):
     if prefer is not None and draw(st.integers(0, 4)) > 0:
         dtype = prefer
     layout = draw(LAYOUTS)
+    if not exotic and layout in ("extra_axis", "list"):
+        layout = "C"
     return materialise(v, dtype, layout)
 
 
@@ -167,8 +199,9 @@ def gemm_case(draw):
         m, k, n = [4097 if i == which else s for i, s in enumerate((m, k, n))]
     ta, tb = draw(st.booleans()), draw(st.booleans())
     a = draw(hostile((k, m) if ta else (m, k)))
-    b = draw(hostile((n, k) if tb else (k, n), prefer=a.dtype))
-    bias = draw(st.one_of(st.none(), hostile((n,), prefer=a.dtype)))
+    adt = np.asarray(a).dtype
+    b = draw(hostile((n, k) if tb else (k, n), prefer=adt))
+    bias = draw(st.one_of(st.none(), hostile((n,), prefer=adt)))
     act = draw(st.sampled_from([None] + [x for x in core.ACTIVATIONS if x != "prelu"]))
     alpha = draw(st.sampled_from([1.0, 0.0, -0.5, 3.0]))
     beta = draw(st.sampled_from([0.0, 0.0, 1.0, -2.0]))
@@ -181,29 +214,31 @@ def gemm_case(draw):
         out = (
             np.random.default_rng(0)
             .standard_normal((m, n))
-            .astype(a.dtype if is_native_float(a) else np.float64)
+            .astype(adt if is_native_float(a) else np.float64)
         )
     elif out_kind == "hostile":
-        out = draw(hostile((m, n), prefer=a.dtype))
-    else:  # out shares memory with a (reshaped view when sizes allow, else a itself)
-        out = a.reshape(m, n) if a.size == m * n and a.flags.c_contiguous else a
-    return a, b, ta, tb, bias, act, out, alpha, beta
+        out = draw(hostile((m, n), prefer=adt))
+    elif isinstance(a, np.ndarray) and a.size == m * n and a.flags.c_contiguous:
+        out = a.reshape(m, n)  # out shares memory with a
+    else:
+        out = a
+    return a, b, ta, tb, bias, act, out, alpha, beta, (m, k, n)
 
 
 @SETTINGS
-@given(gemm_case())
-def test_gemm_hostile(case):
-    a, b, ta, tb, bias, act, out, alpha, beta = case
-    dt = a.dtype
+@given(gemm_case(), LEVELS)
+def test_gemm_hostile(case, level):
+    a, b, ta, tb, bias, act, out, alpha, beta, (m, k, n) = case
+    dt = np.asarray(a).dtype
     out_before = None if out is None else np.array(out, dtype=np.float64)
     valid = (
-        is_native_float(a)
-        and is_native_float(b, dt)
-        and (bias is None or is_native_float(bias, dt))
+        is_native_float(a, shape=(k, m) if ta else (m, k))
+        and is_native_float(b, dt, shape=(n, k) if tb else (k, n))
+        and (bias is None or is_native_float(bias, dt, shape=(n,)))
         and (
             out is None
             or (
-                is_native_float(out, dt)
+                is_native_float(out, dt, shape=(m, n))
                 and out.flags.c_contiguous
                 and out.flags.writeable
                 and out.flags.aligned
@@ -214,15 +249,24 @@ def test_gemm_hostile(case):
         )
         and (beta == 0 or out is not None)
     )
-    result, rejected = call_or_reject(
-        lambda: core.gemm(
-            a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, out=out, alpha=alpha, beta=beta
-        ),
-        valid,
-    )
+    with at_isa(level):
+        result, rejected = call_or_reject(
+            lambda: core.gemm(
+                a,
+                b,
+                trans_a=ta,
+                trans_b=tb,
+                bias=bias,
+                activation=act,
+                out=out,
+                alpha=alpha,
+                beta=beta,
+            ),
+            valid,
+        )
     if rejected:
         if (
-            out is not None
+            isinstance(out, np.ndarray)
             and not np.may_share_memory(out, a)
             and not np.may_share_memory(out, b)
             and out.dtype.kind == "f"
@@ -287,7 +331,12 @@ def draw_params_and_X(data, net, nan):
         hostile((ref.n_params(units, act),), values=params_for(rng, units, act), nan=nan, prefer=dt)
     )
     n = data.draw(SIZES)
-    return params, data.draw(hostile((n, units[0]), prefer=dt)), n
+    X = data.draw(hostile((n, units[0]), prefer=np.asarray(params).dtype))
+    # params and X are both read: they may share memory (X a view of params)
+    if data.draw(st.integers(0, 9)) == 0 and isinstance(params, np.ndarray):
+        X = params[: (params.size // units[0]) * units[0]].reshape(-1, units[0])
+        n = X.shape[0]
+    return params, X, n
 
 
 @SETTINGS
@@ -296,8 +345,14 @@ def test_forward_hostile(net, data):
     units, act, out, dt, rng = net
     # forward does not check params for NaN: the NaN must reach the output as in the reference
     params, X, n = draw_params_and_X(data, net, nan=True)
-    valid = is_native_float(params) and is_native_float(X, params.dtype) and finite_array(X)
-    result, rejected = call_or_reject(lambda: core.forward(params, units, act, out, X), valid)
+    pdt = np.asarray(params).dtype
+    valid = (
+        is_native_float(params, shape=(ref.n_params(units, act),))
+        and is_native_float(X, pdt, shape=(n, units[0]))
+        and finite_array(X)
+    )
+    with at_isa(data.draw(LEVELS)):
+        result, rejected = call_or_reject(lambda: core.forward(params, units, act, out, X), valid)
     if rejected:
         return
     P = np.array(params, dtype=params.dtype)
@@ -384,19 +439,20 @@ def test_loss_grad_hostile(net, data):
     Y = data.draw(hostile((n, units[-1]), values=targets(rng, out, n, units[-1]), prefer=dt))
     sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dt)))
     alpha = data.draw(st.sampled_from([0.0, 1e-4, 1.0]))
-    dtype = params.dtype
+    dtype = np.asarray(params).dtype
     valid = (
-        is_native_float(params)
+        is_native_float(params, shape=(ref.n_params(units, act),))
         and n > 0
-        and all(
-            is_native_float(x, dtype) and finite_array(x)
-            for x in (X, Y) + (() if sw is None else (sw,))
-        )
+        and is_native_float(X, dtype, shape=(n, units[0]))
+        and is_native_float(Y, dtype, shape=(n, units[-1]))
+        and (sw is None or is_native_float(sw, dtype, shape=(n,)))
+        and all(finite_array(x) for x in (X, Y, sw) if x is not None)
         and (sw is None or np.array(sw, np.float64).sum() > 0)
     )
-    result, rejected = call_or_reject(
-        lambda: core.loss_grad(params, units, act, out, X, Y, sw, alpha), valid
-    )
+    with at_isa(data.draw(LEVELS)):
+        result, rejected = call_or_reject(
+            lambda: core.loss_grad(params, units, act, out, X, Y, sw, alpha), valid
+        )
     if rejected:
         return
     loss, grad = result
@@ -474,7 +530,7 @@ def test_train_epoch_hostile(net, data):
     plain = data.draw(st.integers(0, 7)) > 0
     p0 = params_for(rng, units, act)
     params = p0.astype(dt) if plain else data.draw(hostile((n_p,), values=p0, nan=False, prefer=dt))
-    dtype = params.dtype
+    dtype = np.asarray(params).dtype
     state_len = ref.opt_state_size(solver, n_p)
     state_kind = data.draw(st.sampled_from(["zeros"] * 3 + ["hostile", "overlaps_params"]))
     if state_kind == "zeros":
@@ -488,6 +544,10 @@ def test_train_epoch_hostile(net, data):
         big[:n_p] = np.array(params, dtype=np.float64)
         params, state = big[:n_p], big[n_p - 1 : n_p - 1 + state_len]
     X = data.draw(hostile((n, units[0]), prefer=dtype))
+    if data.draw(st.integers(0, 9)) == 0 and isinstance(params, np.ndarray):
+        # X is read while params is written: a view of params must be refused
+        X = params[: min(n * units[0], params.size) // units[0] * units[0]].reshape(-1, units[0])
+        n = X.shape[0]
     Y = data.draw(hostile((n, units[-1]), values=targets(rng, out, n, units[-1]), prefer=dtype))
     sw = data.draw(st.one_of(st.none(), hostile((n,), values=rng.random(n) + 0.1, prefer=dtype)))
     order = data.draw(order_case(n))
@@ -506,21 +566,22 @@ def test_train_epoch_hostile(net, data):
     )
     order_arr = np.asarray(order)
     in_place_ok = all(
-        is_native_float(x)
-        and x.dtype == dtype
+        is_native_float(x, dtype, shape=(size,))
         and x.flags.c_contiguous
         and x.flags.aligned
         and x.flags.writeable
-        for x in (params, state)
+        for x, size in ((params, n_p), (state, state_len))
     )
+    read = [x for x in (X, Y, sw) if x is not None]
     valid = (
         in_place_ok
         and not np.may_share_memory(params, state)
+        and not any(np.may_share_memory(w, r) for w in (params, state) for r in read)
         and n > 0
-        and all(
-            is_native_float(x, dtype) and finite_array(x)
-            for x in (X, Y) + (() if sw is None else (sw,))
-        )
+        and is_native_float(X, dtype, shape=(n, units[0]))
+        and is_native_float(Y, dtype, shape=(n, units[-1]))
+        and (sw is None or is_native_float(sw, dtype, shape=(n,)))
+        and all(finite_array(x) for x in read)
         and order_arr.dtype.kind in "iu"
         and order_arr.size > 0
         and order_arr.min() >= 0
@@ -533,12 +594,13 @@ def test_train_epoch_hostile(net, data):
         w = np.array(sw, np.float64)[order_arr.astype(np.int64)]
         valid = all(w[i : i + batch_size].sum() > 0 for i in range(0, len(w), batch_size))
     before = (np.array(params, np.float64), np.array(state, np.float64))
-    result, rejected = call_or_reject(
-        lambda: core.train_epoch(
-            params, state, units, act, out, X, Y, sw, order, batch_size, **hyper
-        ),
-        valid,
-    )
+    with at_isa(data.draw(LEVELS)):
+        result, rejected = call_or_reject(
+            lambda: core.train_epoch(
+                params, state, units, act, out, X, Y, sw, order, batch_size, **hyper
+            ),
+            valid,
+        )
     if rejected:  # nothing written
         np.testing.assert_array_equal(np.array(params, np.float64), before[0])
         np.testing.assert_array_equal(np.array(state, np.float64), before[1])
@@ -576,7 +638,9 @@ def estimator_state(draw, net):
     width, weights not views, a missing key, a value of the wrong type)."""
     units, act, out, dt, rng = net
     values = params_for(rng, units, act)
-    params = draw(hostile((ref.n_params(units, act),), values=values, nan=True, prefer=dt))
+    params = draw(
+        hostile((ref.n_params(units, act),), values=values, nan=True, prefer=dt, exotic=False)
+    )
     coefs, intercepts, slopes = ref.unpack(params, units, act)
     state = dict(
         _params=params,
@@ -612,14 +676,17 @@ def test_predict_forward_hostile(net, data):
     units, act, out, dt, rng = net
     state, flaw = data.draw(estimator_state(net))
     params = state.get("_params")
-    X = data.draw(hostile((data.draw(SIZES), units[0]), prefer=dt))
+    n = data.draw(SIZES)
+    X = data.draw(hostile((n, units[0]), prefer=dt))
     proba = data.draw(st.booleans())
-    result = core.predict_forward(state, X, proba)
+    level = data.draw(LEVELS)
+    with at_isa(level):
+        result = core.predict_forward(state, X, proba)
     plain = (
         is_native_float(params)
         and params.flags.c_contiguous
         and params.flags.aligned
-        and is_native_float(X)
+        and is_native_float(X, shape=(n, units[0]))
         and X.flags.c_contiguous
         and X.flags.aligned
         and X.shape[0] > 0
@@ -633,11 +700,141 @@ def test_predict_forward_hostile(net, data):
         assert flaw is not None
         return
     dtype = np.float32 if X.dtype == params.dtype == np.float32 else np.float64
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), at_isa(level):
         expected = core.forward(params.astype(dtype), units, act, out, X.astype(dtype))
     if proba and units[-1] == 1:
         expected = np.c_[1 - expected, expected]
     assert result.dtype == dtype and result.tobytes() == expected.tobytes()
+
+
+# --- huge shapes --------------------------------------------------------------------------------
+# Zero-stride views (np.broadcast_to) and empty arrays with a dimension of 2**59 (NumPy's
+# largest for one float64 column) or 2**40: shapes that no memory could hold, made without
+# allocating. A call answers when it needs only a few rows (train_epoch's order) or nothing (an
+# empty result), and otherwise raises before it allocates what cannot exist: never a crash, nor
+# a scan of 2**59 rows that would not end.
+
+H = 2**59  # a copy, result or workspace of this many rows is 2**62 bytes or more
+G = 2**40  # 8 TiB or more: numpy's MemoryError
+UNITS = [1, 3, 1]
+
+
+def big(shape, value=0.5, dtype=np.float64):
+    return np.broadcast_to(np.asarray(value, dtype), shape)
+
+
+def huge_params():
+    return params_for(np.random.default_rng(0), UNITS, "relu")
+
+
+def huge_epoch(order):
+    X, Y = big((H, 1)), big((H, 1))
+    return partial(
+        core.train_epoch,
+        huge_params(),
+        np.zeros(20),
+        UNITS,
+        "relu",
+        "identity",
+        X,
+        Y,
+        None,
+        order,
+        2,
+    )
+
+
+# each entry makes its inputs (which must work) and returns the call (which must raise)
+HUGE_REFUSED = {
+    "gemm m": lambda: partial(core.gemm, big((H, 1)), np.ones((1, 2))),
+    "gemm m 2**40": lambda: partial(core.gemm, big((G, 1)), np.ones((1, 2))),
+    "gemm k": lambda: partial(core.gemm, big((2, H // 2)), big((H // 2, 2))),
+    "gemm 2**28 x 2**28": lambda: partial(core.gemm, big((2**28, 2**28)), big((2**28, 1))),
+    "gemm n transposed": lambda: partial(core.gemm, np.ones((2, 1)), big((H, 1)), trans_b=True),
+    "gemm result too big": lambda: partial(core.gemm, np.empty((H, 0)), np.empty((0, 2))),
+    "forward": lambda: partial(core.forward, huge_params(), UNITS, "relu", "identity", big((H, 1))),
+    "forward 2**40": lambda: partial(
+        core.forward, huge_params(), UNITS, "relu", "identity", big((G, 1))
+    ),
+    "loss_grad": lambda: partial(
+        core.loss_grad,
+        huge_params(),
+        UNITS,
+        "relu",
+        "identity",
+        big((H, 1)),
+        big((H, 1)),
+        big((H,), 1.0),
+    ),
+    "train_epoch order 2**40": lambda: huge_epoch(big((G,), 3, np.int64)),
+    "train_epoch order 2**59": lambda: huge_epoch(big((H,), 3, np.int64)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE_REFUSED))
+def test_huge_shapes_refused(case):
+    call = HUGE_REFUSED[case]()
+    with pytest.raises((ValueError, MemoryError, OverflowError)):
+        call()
+
+
+@pytest.mark.parametrize("level", core.available_isas())
+def test_huge_shapes_answered(level):
+    # results with no elements: nothing to compute, whatever the other dimension
+    with at_isa(level):
+        assert core.gemm(np.empty((H, 0)), np.empty((0, 0))).shape == (H, 0)
+        assert core.gemm(np.empty((0, H)), big((H, 0))).shape == (0, 0)
+        # (the operands are not copied for an empty result)
+        assert core.gemm(big((0, H // 2)), big((H // 2, 2))).shape == (0, 2)
+        assert core.gemm(big((2, H // 2)), big((H // 2, 0))).shape == (2, 0)
+    # train_epoch reads only the rows of order: a zero-stride X of 2**62 rows is a valid input
+    rng = np.random.default_rng(1)
+    x_row = rng.standard_normal(1)
+    X, Y, sw = big((H, 1), x_row[0]), big((H, 1), 0.25), big((H,), 2.0)
+    order = np.array([0, 5, H - 1, 2**40, 7])
+    p, p_ref = huge_params(), huge_params()
+    s, s_ref = np.zeros(2 * p.size), np.zeros(2 * p.size)
+    with at_isa(level):
+        loss, t = core.train_epoch(p, s, UNITS, "relu", "identity", X, Y, sw, order, 2)
+    loss_r, t_r = ref.train_epoch(
+        p_ref, s_ref, UNITS, "relu", "identity", X[order], Y[order], sw[order], np.arange(5), 2
+    )
+    assert t == t_r
+    np.testing.assert_allclose(loss, loss_r, rtol=1e-10)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-10, atol=1e-12)
+    # a batch_size of 2**62: one batch of order's 5 rows
+    with at_isa(level):
+        loss, t = core.train_epoch(p, s, UNITS, "relu", "identity", X, Y, sw, order, H, t=t)
+    loss_r, t_r = ref.train_epoch(
+        p_ref,
+        s_ref,
+        UNITS,
+        "relu",
+        "identity",
+        X[order],
+        Y[order],
+        sw[order],
+        np.arange(5),
+        5,
+        t=t_r,
+    )
+    assert t == t_r
+    np.testing.assert_allclose(loss, loss_r, rtol=1e-10)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-10, atol=1e-12)
+    # the predict fast path declines (not C-contiguous; no columns), scikit-learn's path decides
+    p = huge_params()
+    coefs, intercepts, _ = ref.unpack(p, UNITS, "relu")
+    state = dict(
+        _params=p,
+        _layer_units=UNITS,
+        activation="relu",
+        out_activation_="identity",
+        n_features_in_=1,
+        coefs_=coefs,
+        intercepts_=intercepts,
+    )
+    assert core.predict_forward(state, big((H, 1)), False) is None
+    assert core.predict_forward(state, np.empty((H, 0)), True) is None
 
 
 # --- ISA control and the informational entry points ------------------------------------------
