@@ -319,6 +319,25 @@ index_t ld_in_place(const Strided<T>& src) {
   return src.rows == 1 ? (src.cols > 0 ? src.cols : 1) : src.rs;
 }
 
+// ||A^T dZ||_F for A (m x fan_in, leading dimension lda) and dZ (m x fan_out) without forming
+// the product, for the small batches whose dW is never formed: ||A^T dZ||_F^2 =
+// sum_(r,s) (a_r . a_s) (dz_r . dz_s) over pairs of rows, O(m^2 (fan_in + fan_out)).
+template <typename T>
+double outer_norm(index_t m, index_t fan_in, index_t fan_out, const T* a, index_t lda,
+                  const T* dz) {
+  auto dot = [](index_t n, const T* x, const T* y) {
+    double s = 0.0;
+    for (index_t i = 0; i < n; ++i) s += double(x[i]) * double(y[i]);
+    return s;
+  };
+  double sq = 0.0;
+  for (index_t r = 0; r < m; ++r)
+    for (index_t s = 0; s < m; ++s)
+      sq +=
+          dot(fan_in, a + r * lda, a + s * lda) * dot(fan_out, dz + r * fan_out, dz + s * fan_out);
+  return std::sqrt(sq > 0.0 ? sq : 0.0);
+}
+
 }  // namespace
 
 void set_interrupt_hook(InterruptHook hook) {
@@ -470,6 +489,9 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   double* row_loss = arena.take<double>(rows);
   double* partials = arena.take<double>(n_partials);
   const bool want_sum_sq = opts.alpha != 0.0;
+  double* norms = opts.grad_norms;  // the optional record (network.h); null: off
+  if (norms)
+    for (int l = 0; l < net.n_layers; ++l) norms[l] = 0.0;
 
   double accumulated = 0.0;
   for (index_t start = 0; start < n_order; start += rows) {
@@ -497,6 +519,8 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
         const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
+        if (norms)
+          norms[l] += double(m) * outer_norm(m, fan_in, fan_out, a_prev, ld_prev, dz) / m_eff;
         sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
                                  params + off, state + off, np, &step, l2, want_sum_sq, partials);
       };
@@ -505,12 +529,16 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
       opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
       backward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
+      for (int l = 0; norms && l < net.n_layers; ++l)  // grad's dW_l has no L2 term yet
+        norms[l] += double(m) * std::sqrt(k.sum_squares(net.units[l] * net.units[l + 1],
+                                                        grad + lay.w[l], partials));
       sum_sq =
           opt.step(np, nw, params, grad, state, np, &step, l2, want_sum_sq ? partials : nullptr);
     }
     const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
     accumulated += batch_loss * double(m);
   }
+  for (int l = 0; norms && l < net.n_layers; ++l) norms[l] /= double(n_order);
   return accumulated / double(n_order);
 }
 
