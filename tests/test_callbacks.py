@@ -18,7 +18,13 @@ import mlpfast
 import mlpfast.callback
 from mlpfast import MLPClassifier, MLPRegressor, reference
 
-callback = pytest.importorskip("sklearn.callback", reason="needs scikit-learn >= 1.9")
+try:
+    import sklearn.callback as callback
+except ImportError:  # scikit-learn 1.7, 1.8
+    callback = None
+needs_callbacks = pytest.mark.skipif(
+    callback is None, reason="needs scikit-learn >= 1.9 (sklearn.callback)"
+)
 
 
 def _data(n=120, d=6, k=3, seed=0):
@@ -72,7 +78,7 @@ def _balanced(events):
 
 
 def test_set_callbacks_without_sklearn_callback_names_the_version(monkeypatch):
-    monkeypatch.setitem(sys.modules, "sklearn.callback", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "sklearn.callback", None)  # as in 1.7, 1.8: import fails
     with pytest.raises(ImportError, match=r"scikit-learn >= 1\.9"):
         MLPClassifier().set_callbacks(Recorder())
 
@@ -96,6 +102,7 @@ def test_no_callbacks_no_context(monkeypatch):
 # --- the task tree ------------------------------------------------------------------------------
 
 
+@needs_callbacks
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_task_tree(solver):
     X, y = _data()
@@ -124,6 +131,7 @@ def test_task_tree(solver):
         ]
 
 
+@needs_callbacks
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stop_after_epoch_is_the_model_of_max_iter(early_stopping):
     """on_fit_task_end returning True after epoch k: the model of max_iter=k, bit for bit."""
@@ -141,6 +149,7 @@ def test_stop_after_epoch_is_the_model_of_max_iter(early_stopping):
         np.testing.assert_array_equal(a, b)
 
 
+@needs_callbacks
 def test_stop_lbfgs_at_iteration():
     X, y = _data(200)
     seen = {}
@@ -161,6 +170,7 @@ def test_stop_lbfgs_at_iteration():
     np.testing.assert_allclose(clf.predict(X), ref.predict(X), rtol=1e-12, atol=1e-12)
 
 
+@needs_callbacks
 def test_fitted_estimator_is_the_model_after_the_epoch_and_predict_does_not_deadlock():
     X, y = _data(150)
     kw = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=4)
@@ -190,6 +200,7 @@ def _quiet_fit(est, X, y):
         return est.fit(X, y)
 
 
+@needs_callbacks
 def test_fitted_estimator_is_built_only_when_asked(monkeypatch):
     from sklearn.callback import _callback_context
 
@@ -215,6 +226,7 @@ def test_fitted_estimator_is_built_only_when_asked(monkeypatch):
 # --- scikit-learn's callbacks: ProgressBar, ScoringMonitor -------------------------------------
 
 
+@needs_callbacks
 def test_progress_bar_fit_pipeline_and_search(capsys):
     pytest.importorskip("rich")
     from sklearn.model_selection import GridSearchCV
@@ -243,6 +255,7 @@ def test_progress_bar_fit_pipeline_and_search(capsys):
     assert not hasattr(search.best_estimator_[-1], "_skl_callbacks")  # propagation undone
 
 
+@needs_callbacks
 def test_scoring_monitors_per_epoch():
     X, y = _data(200)
     X_val, y_val = _data(80, seed=1)
@@ -325,6 +338,7 @@ def test_reference_grad_norms_against_finite_differences():
     np.testing.assert_allclose(norms, [np.linalg.norm(c) for c in coefs], rtol=1e-6)
 
 
+@needs_callbacks
 def test_gradient_norm_monitor_on_the_estimator():
     X, y = _data(100, k=2)
     y = X[:, 0] * 2.0 + X[:, 1]
