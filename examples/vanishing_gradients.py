@@ -59,7 +59,9 @@ for ax, activation in zip(axes, ["logistic", "relu"]):
     GradientNormDisplay.from_monitor(monitor, ax=ax)
     ax.set_title(f"activation='{activation}', 10 hidden layers of 32")
     if activation == "relu":  # one legend, where the ReLU panel has room
-        ax.legend(fontsize="x-small", ncol=3, loc="lower center", title="weight layer (input first)")
+        ax.legend(
+            fontsize="x-small", ncol=3, loc="lower center", title="weight layer (input first)"
+        )
     else:
         ax.get_legend().remove()
 fig.tight_layout()

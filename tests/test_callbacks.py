@@ -166,7 +166,9 @@ def test_stop_lbfgs_at_iteration():
     for a, b in zip(clf.coefs_, seen[3]):  # the iterate the callback saw is the model
         np.testing.assert_array_equal(a, b)
     with pytest.warns(ConvergenceWarning):  # scipy's path is deterministic: max_iter=4 agrees
-        ref = MLPRegressor(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=4, random_state=0).fit(X, y.astype(float))
+        ref = MLPRegressor(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=4, random_state=0).fit(
+            X, y.astype(float)
+        )
     np.testing.assert_allclose(clf.predict(X), ref.predict(X), rtol=1e-12, atol=1e-12)
 
 
@@ -368,5 +370,11 @@ def test_gradient_norm_monitor_on_the_estimator():
     assert len(monitor.runs_) == 2 and monitor.grad_norms_.shape == (4, 3)
 
     with pytest.warns(UserWarning, match="lbfgs"):
-        _quiet_fit(MLPRegressor(hidden_layer_sizes=(3,), solver="lbfgs", max_iter=2).set_callbacks(monitor), X, y)
+        _quiet_fit(
+            MLPRegressor(hidden_layer_sizes=(3,), solver="lbfgs", max_iter=2).set_callbacks(
+                monitor
+            ),
+            X,
+            y,
+        )
     assert len(monitor.runs_) == 2

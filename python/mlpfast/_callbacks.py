@@ -242,7 +242,8 @@ class LbfgsBridge:
     def _begin(self, x, fun):
         ctx = self.tasks.root.subcontext(task_name="lbfgs-iter")
         ctx.call_on_fit_task_begin(
-            estimator=self.tasks.estimator, reconstruction_attributes=self._weights(x, fun),
+            estimator=self.tasks.estimator,
+            reconstruction_attributes=self._weights(x, fun),
             **self._data,
         )
         self.tasks.open = ctx
@@ -256,7 +257,8 @@ class LbfgsBridge:
         self.n_iter += 1
         ctx, self.tasks.open = self.tasks.open, None
         stop = ctx.call_on_fit_task_end(
-            estimator=self.tasks.estimator, reconstruction_attributes=self._weights(x, fun),
+            estimator=self.tasks.estimator,
+            reconstruction_attributes=self._weights(x, fun),
             **self._data,
         )
         if stop:

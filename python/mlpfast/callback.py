@@ -18,7 +18,7 @@ import numpy as np
 
 from ._callbacks import CALLBACKS_SINCE, GRAD_NORMS_ATTRIBUTE, sklearn_callback
 
-__all__ = ["GradientNormMonitor", "ValidationScoringMonitor"]
+__all__ = ["GradientNormMonitor", "ValidationScoringMonitor"]  # noqa: F822 (module __getattr__)
 
 
 class GradientNormMonitor:

@@ -80,7 +80,9 @@ class TrainingCurveDisplay:
     def plot(self, ax=None, *, loss_kw=None, score_kw=None):
         ax = _axes(ax)
         epochs = np.arange(1, len(self.loss_curve) + 1)
-        (self.loss_line_,) = ax.plot(epochs, self.loss_curve, **{"label": "loss", **(loss_kw or {})})
+        (self.loss_line_,) = ax.plot(
+            epochs, self.loss_curve, **{"label": "loss", **(loss_kw or {})}
+        )
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
         if self.estimator_name:
