@@ -30,6 +30,7 @@ import functools
 
 import numpy as np
 
+from ._sklearn_compat import CALLBACKS_ATTRIBUTE, callback_management_context
 from .reference import unpack
 
 # The release whose estimators first take callbacks (sklearn.callback).
@@ -84,10 +85,8 @@ def managed(estimator):
     """scikit-learn's context manager that tears the callbacks down after fit (also when fit
     raises); scikit-learn 1.9's ``fit`` already runs in one, and the inner one leaves nothing for
     the outer. A no-op without callbacks."""
-    if "_skl_callbacks" not in estimator.__dict__:
+    if CALLBACKS_ATTRIBUTE not in estimator.__dict__:
         return _NULL_CONTEXT
-    from sklearn.callback._callback_support import callback_management_context
-
     return callback_management_context(estimator)
 
 
@@ -113,7 +112,7 @@ class FitTasks:
 
     @classmethod
     def start(cls, estimator, X, y, sample_weight, incremental):
-        if not estimator.__dict__.get("_skl_callbacks"):
+        if not estimator.__dict__.get(CALLBACKS_ATTRIBUTE):
             return None
         sklearn_callback()  # callbacks unpickled where scikit-learn has none: the clear error
         if incremental:
@@ -136,9 +135,8 @@ class FitTasks:
         self.open = None  # the subtask begun and not yet ended
         self.stopped = False  # a callback asked to stop
         self.epoch_data = None  # (X, y thunk, metadata) of the epochs
-        self.wants_grad_norms = any(
-            getattr(cb, "records_grad_norms", False) for cb in estimator._skl_callbacks
-        )
+        callbacks = estimator.__dict__[CALLBACKS_ATTRIBUTE]
+        self.wants_grad_norms = any(getattr(cb, "records_grad_norms", False) for cb in callbacks)
 
     def end_root(self):
         X, y, sample_weight = self.root_data

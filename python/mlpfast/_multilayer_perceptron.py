@@ -17,6 +17,8 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   array (``_fast_forward``): scikit-learn's checks and the forward pass in one core call; any
   other input, or bad input, takes scikit-learn's path (its validation, warnings and errors).
 - pickling: the views are rebuilt from the flat buffer on load.
+- callbacks (scikit-learn >= 1.9's ``set_callbacks``): ``_fit`` opens the fit's task, the epoch
+  loop and the L-BFGS run call the hooks (``mlpfast._callbacks``); nothing when none are set.
 - ``_fit`` (fit, partial_fit) and ``_forward_pass_fast`` hold the estimator's own lock: the core
   updates the weights in place with the GIL released, so two threads training one estimator, or
   predicting while it trains, would otherwise read torn weights. They wait for each other
