@@ -46,16 +46,14 @@ def _callbacks_of(variant):
     return [GradientNormMonitor()]
 
 
-def _estimator(epochs, hidden=peers.LECTURE_UNITS[1:-1]):
+# the lecture's fit, as bench_fit.py's
+LECTURE = dict(hidden_layer_sizes=peers.LECTURE_UNITS[1:-1], batch_size=100, tol=0.0)
+
+
+def _estimator(epochs):
     return mlpfast.MLPClassifier(
-        hidden,
-        batch_size=100,
-        learning_rate_init=1e-3,
-        max_iter=epochs,
-        tol=0.0,
-        n_iter_no_change=epochs + 1,
-        random_state=0,
-    )
+        **LECTURE, learning_rate_init=1e-3, max_iter=epochs, n_iter_no_change=epochs + 1
+    ).set_params(random_state=0)
 
 
 class HookClock:
