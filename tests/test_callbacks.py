@@ -316,6 +316,27 @@ def test_core_grad_norms_against_reference(batch_size, activation, dtype):
         run(core, np.zeros(2))
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 9])
+def test_core_grad_norms_sparse_input(batch_size):
+    """A CSR X (its first layer's gradient formed by the sparse kernel): the dense X's record."""
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(7)
+    units, n = [30, 6, 2], 25
+    X = sparse.random(n, 30, density=0.1, format="csr", random_state=1)
+    Y = rng.standard_normal((n, 2))
+    p0 = rng.standard_normal(reference.n_params(units, "tanh")) * 0.3
+    order = rng.permutation(n)
+    records = []
+    for data in (X, X.toarray()):
+        norms = np.zeros(2)
+        mlpfast._core.train_epoch(
+            p0.copy(), np.zeros(2 * p0.size), units, "tanh", "identity", data, Y, None, order,
+            batch_size, grad_norms=norms,
+        )  # fmt: skip
+        records.append(norms)
+    np.testing.assert_allclose(records[0], records[1], rtol=1e-10)
+
+
 def test_reference_grad_norms_against_finite_differences():
     """reference.train_epoch's record on one batch: the norm of a central-difference gradient
     of the data loss with respect to each W_l (one output: scikit-learn's squared loss averages
