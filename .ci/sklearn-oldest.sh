@@ -6,7 +6,8 @@
 # scikit-learn 1.7's own test_mlp.py on mlpfast (test_estimators_sklearn_suite.py), its
 # estimator checks, the fence's checks (test_sklearn_compat.py), to_sklearn (which writes
 # scikit-learn's private attributes), the Perceptron against 1.7's (whose stopping test is the
-# older one: the summed loss), python -m mlpfast.
+# older one: the summed loss), python -m mlpfast, the callbacks (1.7 has no sklearn.callback:
+# set_callbacks must say which release it needs; the core's gradient norms need none).
 # Left to the main run: test_gemm.py and test_core_*.py, which do not import scikit-learn.
 # Takes about 3 minutes on 2 busy cores (the compile is half of it).
 set -euo pipefail
@@ -34,5 +35,6 @@ python -m mlpfast --epochs 5
 python -m pytest -q -p no:cacheprovider tests/test_sklearn_compat.py \
   tests/test_estimators.py tests/test_estimators_main.py tests/test_estimators_sklearn_suite.py \
   tests/test_sklearn_checks.py tests/test_to_sklearn.py tests/test_openmp_runtimes.py \
-  tests/test_perceptron.py
+  tests/test_perceptron.py \
+  tests/test_callbacks.py
 echo "sklearn-oldest: passed with scikit-learn $version in $((SECONDS - t0)) s"

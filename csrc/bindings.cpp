@@ -775,7 +775,8 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
                             const py::object& state_obj, const py::object& activation,
                             const py::object& X_obj, const py::array& Y_arr,
                             const py::object& sw_obj, const py::object& order_obj,
-                            index_t batch_size, mlpfast::TrainOptions opts) {
+                            index_t batch_size, mlpfast::TrainOptions opts,
+                            const py::object& norms_obj) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, true);
   // the solver's state: kStateBuffers buffers of n_params
@@ -804,7 +805,15 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   read.push_back({"Y", Y_arr});
   read.push_back({"order", order});
   if (b.has_sw()) read.push_back({"sample_weight", b.sw});
-  check_disjoint({{"params", params}, {"opt_state", state}}, read);
+  std::vector<std::pair<const char*, py::array>> written = {{"params", params},
+                                                            {"opt_state", state}};
+  if (!norms_obj.is_none()) {  // the optional per-layer gradient norms: float64, written
+    py::array norms = flat_buffer<double>(norms_obj, "grad_norms", net.spec.n_layers,
+                                          "the weight layers of " + why, true);
+    written.push_back({"grad_norms", norms});
+    opts.grad_norms = static_cast<double*>(norms.mutable_data());
+  }
+  check_disjoint(written, read);
 
   const index_t n = b.rows(), n_order = order.shape(0);
   const std::int64_t* idx = order.data();
@@ -844,7 +853,7 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
                            const py::object& order, std::int64_t batch_size,
                            const std::string& solver, double alpha, double learning_rate,
                            double momentum, bool nesterov, double beta_1, double beta_2,
-                           double epsilon, std::int64_t t) {
+                           double epsilon, std::int64_t t, const py::object& grad_norms) {
   const Net net = parse_net(layer_units, activation, out_activation);
   const auto solver_id = enum_from_name<mlpfast::Solver>(py::str(solver), kSolverNames, "solver");
   const std::pair<const char*, double> hyper[] = {
@@ -862,7 +871,7 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
   return with_float_dtype(p, "params", [&](auto dt) {
     return train_epoch_typed<decltype(dt)>(net, params, opt_state, activation, X,
                                            as_ndarray(Y, "Y"), sample_weight, order, batch_size,
-                                           opts);
+                                           opts, grad_norms);
   });
 }
 
@@ -1115,11 +1124,12 @@ has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, 
         py::kw_only(), py::arg("solver") = "adam", py::arg("alpha") = 0.0,
         py::arg("learning_rate") = 1e-3, py::arg("momentum") = 0.9, py::arg("nesterov") = true,
         py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-8,
-        py::arg("t") = 0,
+        py::arg("t") = 0, py::arg("grad_norms") = py::none(),
         R"doc(One epoch of mini-batch training, in place on params and opt_state.
 
 Same semantics as mlpfast.reference.train_epoch; returns (loss, t). Runs every batch in C++ with
-the GIL released.)doc");
+the GIL released. grad_norms: None, or a float64 array of one entry per weight layer, set to the
+epoch's per-layer gradient norms (reference.train_epoch says which).)doc");
 
   // predict fast path
   m.def("predict_forward", &predict_forward, py::arg("state"), py::arg("X"), py::arg("proba"),

@@ -388,6 +388,25 @@ class SparseRows {
   CsrRows<T> cur_{}, prev_{};
 };
 
+// ||A^T dZ||_F for A (m x fan_in, leading dimension lda) and dZ (m x fan_out) without forming
+// the product, for the small batches whose dW is never formed: ||A^T dZ||_F^2 =
+// sum_(r,s) (a_r . a_s) (dz_r . dz_s) over pairs of rows, O(m^2 (fan_in + fan_out)).
+template <typename T>
+double outer_norm(index_t m, index_t fan_in, index_t fan_out, const T* a, index_t lda,
+                  const T* dz) {
+  auto dot = [](index_t n, const T* x, const T* y) {
+    double s = 0.0;
+    for (index_t i = 0; i < n; ++i) s += double(x[i]) * double(y[i]);
+    return s;
+  };
+  double sq = 0.0;
+  for (index_t r = 0; r < m; ++r)
+    for (index_t s = 0; s < m; ++s)
+      sq +=
+          dot(fan_in, a + r * lda, a + s * lda) * dot(fan_out, dz + r * fan_out, dz + s * fan_out);
+  return std::sqrt(sq > 0.0 ? sq : 0.0);
+}
+
 }  // namespace
 
 void set_interrupt_hook(InterruptHook hook) {
@@ -523,6 +542,9 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
   double* row_loss = arena.take<double>(rows);
   double* partials = arena.take<double>(n_partials);
   const bool want_sum_sq = opts.alpha != 0.0;
+  double* norms = opts.grad_norms;  // the optional record (network.h); null: off
+  if (norms)
+    for (int l = 0; l < net.n_layers; ++l) norms[l] = 0.0;
 
   double accumulated = 0.0;
   for (index_t start = 0; start < n_order; start += rows) {
@@ -553,10 +575,13 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
         if (l == 0 && x.csr) {  // a sparse X: its (sparse) gradient, then the flat step
           const index_t n = fan_in * fan_out;
           k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / T(m_eff), dz, fan_out, grad + off);
+          if (norms) norms[l] += double(m) * std::sqrt(k.sum_squares(n, grad + off, partials));
           sum_sq += opt.step(n, n, params + off, grad + off, state + off, np, &step, l2,
                              want_sum_sq ? partials : nullptr);
           return;
         }
+        if (norms)
+          norms[l] += double(m) * outer_norm(m, fan_in, fan_out, a_prev, ld_prev, dz) / m_eff;
         sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
                                  params + off, state + off, np, &step, l2, want_sum_sq, partials);
       };
@@ -564,12 +589,16 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
       opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
       backward_batch(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad);
+      for (int l = 0; norms && l < net.n_layers; ++l)  // grad's dW_l has no L2 term yet
+        norms[l] += double(m) * std::sqrt(k.sum_squares(net.units[l] * net.units[l + 1],
+                                                        grad + lay.w[l], partials));
       sum_sq =
           opt.step(np, nw, params, grad, state, np, &step, l2, want_sum_sq ? partials : nullptr);
     }
     const double batch_loss = data / m_eff + 0.5 * opts.alpha * sum_sq / m_eff;
     accumulated += batch_loss * double(m);
   }
+  for (int l = 0; norms && l < net.n_layers; ++l) norms[l] /= double(n_order);
   return accumulated / double(n_order);
 }
 

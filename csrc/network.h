@@ -59,6 +59,11 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
 // [0, X.rows)), updating params and opt_state in place. Returns the epoch loss (the batch losses
 // weighted by batch length, over n_order); opts.t is advanced by the solver's schedule (Adam's
 // steps). TrainOptions: optimizers.h.
+// With opts.grad_norms (n_layers doubles), also records per layer l the mean over the epoch's
+// batches, weighted by batch length as the loss, of ||dW_l||_F: the Frobenius norm of the data
+// loss's gradient with respect to W_l, A_(l-1)^T dZ_l / m (m: rows or summed sample weights; L2
+// penalty excluded) at the weights the batch started from. Null: nothing is computed. The
+// training is bitwise the same either way.
 template <typename T>
 double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
                    const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,

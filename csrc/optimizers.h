@@ -44,6 +44,9 @@ struct TrainOptions {
   bool nesterov = true;
   double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8;
   std::int64_t t = 0;  // steps taken so far (Adam's bias correction); updated
+  // Optional record (null: off, no work): n_layers doubles, set by train_epoch to each
+  // layer's gradient norm over the epoch (network.h).
+  double* grad_norms = nullptr;
 };
 
 namespace {

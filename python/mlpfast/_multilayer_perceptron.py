@@ -17,6 +17,8 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   array (``_fast_forward``): scikit-learn's checks and the forward pass in one core call; any
   other input, or bad input, takes scikit-learn's path (its validation, warnings and errors).
 - pickling: the views are rebuilt from the flat buffer on load.
+- callbacks (scikit-learn >= 1.9's ``set_callbacks``): ``_fit`` opens the fit's task, the epoch
+  loop and the L-BFGS run call the hooks (``mlpfast._callbacks``); nothing when none are set.
 - ``_fit`` (fit, partial_fit) and ``_forward_pass_fast`` hold the estimator's own lock: the core
   updates the weights in place with the GIL released, so two threads training one estimator, or
   predicting while it trains, would otherwise read torn weights. They wait for each other
@@ -48,7 +50,7 @@ from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import shuffle
 from sklearn.utils.validation import validate_data
 
-from . import _engine
+from . import _callbacks, _engine
 from ._sklearn_compat import (
     AdamOptimizer,
     SGDOptimizer,
@@ -241,7 +243,7 @@ def _engine_solver(optimizer):
     return "sgd" if isinstance(optimizer, SGDOptimizer) else "adam"
 
 
-class _FlatParamsMixin:
+class _FlatParamsMixin(_callbacks.CallbackSupport):
     """The numeric parts of scikit-learn's BaseMultilayerPerceptron, on a flat parameter buffer.
 
     State: ``_params`` (flat parameters, owner of the memory of coefs_/intercepts_/prelu_slopes_),
@@ -261,8 +263,18 @@ class _FlatParamsMixin:
         return lock
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        with self._lock():
-            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+        # callbacks (mlpfast._callbacks): a root task per call, when any are set
+        with self._lock(), _callbacks.managed(self):
+            tasks = _callbacks.FitTasks.start(self, X, y, sample_weight, incremental)
+            if tasks is None:
+                return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+            self._mlpfast_tasks = tasks  # for _fit_stochastic / _fit_lbfgs
+            try:
+                super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+            finally:
+                del self._mlpfast_tasks
+            tasks.end_root()
+            return self
 
     # --- the flat buffer ----------------------------------------------------------------------
 
@@ -422,6 +434,11 @@ class _FlatParamsMixin:
         X, Y, sample_weight = self._engine_arrays(params.dtype, X, y, sample_weight)
         start = params.copy()
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        tasks = self.__dict__.get("_mlpfast_tasks")
+        bridge = None
+        if tasks is not None:
+            tasks.set_epoch_data(X, y, sample_weight)
+            bridge = _callbacks.LbfgsBridge(tasks, start)
         try:
             opt_res = scipy.optimize.minimize(
                 self._loss_grad_lbfgs,
@@ -435,11 +452,22 @@ class _FlatParamsMixin:
                     **lbfgs_iprint_options(iprint),
                 },
                 args=(X, Y, sample_weight),
+                callback=bridge,
+            )
+        except StopIteration:  # scipy < 1.11: a callback's stop request ends minimize like this
+            x = bridge.last_x
+            opt_res = scipy.optimize.OptimizeResult(
+                x=x, fun=self._loss_grad_lbfgs(x, X, Y, sample_weight)[0], nit=bridge.n_iter
             )
         except KeyboardInterrupt:  # Ctrl-C, also inside one long loss_grad: the model unchanged
             params[...] = start
             raise
-        self.n_iter_ = check_lbfgs_result(opt_res, self.max_iter)
+        if tasks is not None:
+            tasks.close()
+        if tasks is not None and tasks.stopped:  # stopped by a callback: no ConvergenceWarning
+            self.n_iter_ = int(opt_res.nit)
+        else:
+            self.n_iter_ = check_lbfgs_result(opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         params[...] = opt_res.x
         if not _all_finite(params):
@@ -538,6 +566,12 @@ class _FlatParamsMixin:
             beta_2=float(getattr(optimizer, "beta_2", 0.999)),
             epsilon=float(getattr(optimizer, "epsilon", 1e-8)),
         )
+        tasks = self.__dict__.get("_mlpfast_tasks")  # callbacks: None when there are none
+        if tasks is not None:
+            tasks.set_epoch_data(X_train, y_train, sample_weight_train)
+            if tasks.wants_grad_norms:
+                hyper["grad_norms"] = np.zeros(len(self._layer_units) - 1)
+                setattr(self, _callbacks.GRAD_NORMS_ATTRIBUTE, hyper["grad_norms"])
         # The last finite state, so that a diverging fit leaves a usable model.
         finite_params, finite_opt_state = params.copy(), opt_state.copy()
         finite_t = getattr(optimizer, "t", 0)
@@ -547,6 +581,8 @@ class _FlatParamsMixin:
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
 
+                if tasks is not None:
+                    tasks.epoch_begin()
                 if solver == "sgd":
                     rate, t = optimizer.learning_rate, 0
                 else:
@@ -591,6 +627,9 @@ class _FlatParamsMixin:
                 # for learning rate that needs to be updated at iteration end
                 optimizer.iteration_ends(self.t_)
 
+                if tasks is not None and tasks.epoch_end():
+                    break  # a callback asked to stop
+
                 if self._no_improvement_count > self.n_iter_no_change:
                     # not better than last `n_iter_no_change` iterations by tol
                     # stop or decrease learning rate
@@ -622,6 +661,9 @@ class _FlatParamsMixin:
                     )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        if tasks is not None:
+            tasks.close()
+            self.__dict__.pop(_callbacks.GRAD_NORMS_ATTRIBUTE, None)
 
         if early_stopping:
             # restore best weights

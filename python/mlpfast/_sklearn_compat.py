@@ -31,6 +31,12 @@ What is used:
   imported: ``lbfgs_iprint_options`` (scikit-learn's
   ``utils.fixes._get_additional_lbfgs_options_dict``) and ``check_lbfgs_result``
   (``utils.optimize._check_optimize_result``, its "lbfgs" branch).
+- Callbacks (scikit-learn >= 1.9, ``mlpfast._callbacks``): the public ``sklearn.callback``, plus
+  ``CallbackSupportMixin._init_callback_context`` (the method scikit-learn's own estimators
+  call; documented for estimator developers), the attribute ``_skl_callbacks`` in which
+  ``set_callbacks`` keeps them (``CALLBACKS_ATTRIBUTE``) and
+  ``sklearn.callback._callback_support.callback_management_context`` (the teardown after fit;
+  ``callback_management_context`` here). tests/test_callbacks.py exercises each of them.
 
 ``mlpfast.Perceptron`` (_perceptron.py) subclasses ``sklearn.linear_model.Perceptron`` the
 same way: it overrides ``_fit_binary`` and ``_fit_multiclass`` (PERCEPTRON_OVERRIDDEN; 1.7
@@ -67,6 +73,8 @@ __all__ = [
     "PRIVATE_ATTRIBUTES",
     "lbfgs_iprint_options",
     "check_lbfgs_result",
+    "CALLBACKS_ATTRIBUTE",
+    "callback_management_context",
     "signature_mismatches",
 ]
 
@@ -180,6 +188,18 @@ def signature_mismatches():
         if installed != expected:
             out.append((qualified, expected, installed))
     return out
+
+
+# where CallbackSupportMixin.set_callbacks keeps an estimator's callbacks (scikit-learn >= 1.9)
+CALLBACKS_ATTRIBUTE = "_skl_callbacks"
+
+
+def callback_management_context(estimator):
+    """scikit-learn's context manager that tears an estimator's callbacks down after its fit
+    (scikit-learn >= 1.9; its ``_fit_context`` runs every fit in one)."""
+    from sklearn.callback._callback_support import callback_management_context as manager
+
+    return manager(estimator)
 
 
 def lbfgs_iprint_options(iprint):

@@ -274,6 +274,7 @@ def train_epoch(
     beta_2=0.999,
     epsilon=1e-8,
     t=0,
+    grad_norms=None,
 ):
     """One epoch of mini-batch gradient descent, in place on params and opt_state.
 
@@ -282,8 +283,15 @@ def train_epoch(
     and t counts the Adam steps taken so far. Returns (loss, t): loss is the mean over the
     epoch's samples of the batch losses weighted by batch length (scikit-learn's loss_), t the
     updated step count.
+
+    grad_norms: None, or a float64 array of one entry per weight layer, set to the record of
+    the epoch's gradients: for each layer l, the mean over the batches, weighted by batch length
+    as the loss, of the Frobenius norm of the data loss's gradient with respect to W_l (the L2
+    penalty's term excluded), at the weights the batch started from.
     """
     n = len(order)
+    if grad_norms is not None:
+        grad_norms[...] = 0.0
     if solver == "adam":
         half = opt_state.shape[0] // 2
         m_state, v_state = opt_state[:half], opt_state[half:]
@@ -295,6 +303,12 @@ def train_epoch(
             params, layer_units, activation, out_activation, X[idx], Y[idx], sw, alpha
         )
         accumulated += loss * len(idx)
+        if grad_norms is not None:  # the same gradient without the L2 term
+            data_grad = loss_grad(
+                params, layer_units, activation, out_activation, X[idx], Y[idx], sw, 0.0
+            )[1]
+            coefs = unpack(data_grad, layer_units, activation)[0]
+            grad_norms += len(idx) * np.array([np.linalg.norm(c) for c in coefs])
         if solver == "sgd":
             sgd_update(params, grad, opt_state, learning_rate, momentum, nesterov)
         elif solver == "adam":
@@ -303,4 +317,6 @@ def train_epoch(
             )
         else:
             raise ValueError(f"unknown solver {solver!r}")
+    if grad_norms is not None:
+        grad_norms /= n
     return accumulated / n, t
