@@ -25,6 +25,16 @@
 
 MLPFAST_ISA_LEVELS(MLPFAST_DECLARE_ISA)
 
+// The AVX512-BF16 GEMM (gemm_bf16.cpp compiled with -mavx512bf16, when the compiler can):
+// a capability of the avx512 level, added to its table on CPUs with AVX512_BF16.
+#if MLPFAST_HAVE_BF16_NATIVE
+namespace mlpfast {
+namespace avx512_bf16 {
+void register_bf16_native(KernelSet<float>& f32);
+}
+}  // namespace mlpfast
+#endif
+
 namespace mlpfast {
 namespace {
 
@@ -41,12 +51,13 @@ struct Level {
   const char* name;
   void (*register_gemm)(KernelSet<float>&, KernelSet<double>&);
   void (*register_vector)(KernelSet<float>&, KernelSet<double>&);
+  void (*register_bf16)(KernelSet<float>&, KernelSet<double>&);
   bool (*cpu_has)();
 };
 
 // The compiled levels, worst to best.
 const Level kLevels[] = {
-#define MLPFAST_LEVEL(ns) {#ns, &ns::register_gemm, &ns::register_vector, &cpu_has_##ns},
+#define MLPFAST_LEVEL(ns) {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_bf16, &cpu_has_##ns},
     MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
 };
@@ -57,6 +68,11 @@ KernelTable make_table(const Level& level) {
   t.name = level.name;
   level.register_gemm(t.f32, t.f64);
   level.register_vector(t.f32, t.f64);
+  level.register_bf16(t.f32, t.f64);
+#if MLPFAST_HAVE_BF16_NATIVE
+  if (std::strcmp(level.name, "avx512") == 0 && cpu_has_avx512_bf16())
+    avx512_bf16::register_bf16_native(t.f32);
+#endif
   return t;
 }
 
@@ -120,6 +136,10 @@ bool set_isa(const char* name) {
   }
   return false;
 }
+
+std::atomic<bool> g_bf16_native{true};
+bool bf16_native_enabled() { return g_bf16_native.load(std::memory_order_acquire); }
+void set_bf16_native(bool enabled) { g_bf16_native.store(enabled, std::memory_order_release); }
 
 int max_threads() {
 #ifdef _OPENMP

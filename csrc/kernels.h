@@ -51,6 +51,14 @@ struct KernelSet {
   void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
                Activation act) = nullptr;
+  // matmul_precision="bfloat16" (gemm_bf16.cpp; float only, null for double): gemm's contract
+  // with op(A) and op(B) rounded to bf16, float32 sums. gemm_bf16 is the emulated kernel (this
+  // level's vectors, any CPU); gemm_bf16_native the AVX512-BF16 one, null unless this level and
+  // CPU have it. bf16_gemm() below picks one. Both give the same bits.
+  void (*gemm_bf16)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                    const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                    const T* bias, Activation act) = nullptr;
+  decltype(gemm_bf16) gemm_bf16_native = nullptr;
 
   // ---- element-wise kernels (vector_kernels.cpp; the formulas live in activations.h,
   // losses.h, optimizers.h). Row-major m x n blocks with leading dimensions; reductions run
@@ -130,6 +138,14 @@ int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
 
+// The bf16 GEMM of a call: the native kernel where the level has one, unless
+// set_bf16_native(false) (tests, benchmarks: the emulated kernel on any CPU); else the emulated.
+bool bf16_native_enabled();
+void set_bf16_native(bool enabled);
+inline decltype(KernelSet<float>::gemm) bf16_gemm(const KernelSet<float>& k) {
+  return k.gemm_bf16_native && bf16_native_enabled() ? k.gemm_bf16_native : k.gemm_bf16;
+}
+
 // Number of threads a kernel may use (OpenMP's current setting, 1 without OpenMP).
 int max_threads();
 
@@ -141,5 +157,6 @@ int max_threads();
   namespace ns {                                                       \
   void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64);   \
   void register_vector(KernelSet<float>& f32, KernelSet<double>& f64); \
+  void register_bf16(KernelSet<float>& f32, KernelSet<double>& f64);   \
   }                                                                    \
   }

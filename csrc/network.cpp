@@ -36,6 +36,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace mlpfast {
@@ -319,6 +320,19 @@ index_t ld_in_place(const Strided<T>& src) {
   return src.rows == 1 ? (src.cols > 0 ? src.cols : 1) : src.rs;
 }
 
+// The call's kernel set: the active level's, fetched once, with the bf16 GEMM in gemm's place
+// for matmul_precision="bfloat16" (float only; the bindings refuse float64 with it).
+template <typename T>
+KernelSet<T> call_kernels(const NetSpec& net) {
+  KernelSet<T> k = kernels<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (net.bf16) k.gemm = bf16_gemm(k);
+  } else if (net.bf16) {
+    throw std::invalid_argument("matmul_precision='bfloat16' needs float32");
+  }
+  return k;
+}
+
 }  // namespace
 
 void set_interrupt_hook(InterruptHook hook) {
@@ -349,7 +363,7 @@ void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
   buf.take(arena, net, lay, chunk, false);
   T* xb = direct ? nullptr : arena.take<T>(chunk, n_in);
 
-  const KernelSet<T>& k = kernels<T>();
+  const KernelSet<T> k = call_kernels<T>(net);
   Poll poll;
   for (index_t r0 = 0; r0 < n; r0 += chunk) {
     const index_t m = n - r0 < chunk ? n - r0 : chunk;
@@ -374,7 +388,7 @@ template <typename T>
 double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
                  index_t sw_stride, double alpha, T* grad) {
   const Layout lay(net);
-  const KernelSet<T>& k = kernels<T>();
+  const KernelSet<T> k = call_kernels<T>(net);
   const index_t m = X.rows, n_in = net.units[0], n_out = net.units[net.n_layers];
   const bool x_direct = rows_in_place(X);
   const bool y_direct = Y.cs == 1 || n_out == 1;
@@ -492,7 +506,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
                                            sw ? wb : nullptr, buf.d[0], n_out, row_loss);
     double sum_sq = 0.0;
-    if (m <= kOuterMaxRows) {
+    if (m <= kOuterMaxRows && !net.bf16) {  // (bf16: every dW through the GEMM)
       // Small batch: each layer's weights are stepped as soon as back-propagation is past
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
@@ -520,7 +534,7 @@ template <typename T>
 double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
                    const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
                    index_t batch_size, TrainOptions& opts) {
-  const KernelSet<T>& k = kernels<T>();  // once: the whole epoch runs at one level
+  const KernelSet<T> k = call_kernels<T>(net);  // once: the whole epoch runs at one level
   return visit(opts.solver, [&](auto solver) {
     return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride, order,
                                                  n_order, batch_size, opts, k);

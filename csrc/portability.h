@@ -16,7 +16,7 @@
 //                               under-aligned vector type for unaligned loads); empty elsewhere,
 //                               where the types it applies to are scalars aligned to n already
 //   MLPFAST_X86_64              1 on x86-64 (GCC/Clang __x86_64__, MSVC _M_X64), else 0
-//   mlpfast::cpu_has_avx2_fma(), mlpfast::cpu_has_avx512_dq_bw_vl()
+//   mlpfast::cpu_has_avx2_fma(), mlpfast::cpu_has_avx512_dq_bw_vl(), cpu_has_avx512_bf16()
 //                               run-time CPU checks, x86-64 only: each checks the CPUID bits
 //                               AND that the OS saves the registers (XCR0), so a CPU whose OS
 //                               does not enable AVX-512 says no. Elsewhere they do not exist:
@@ -100,6 +100,9 @@ inline bool cpu_has_avx512_dq_bw_vl() {
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
+inline bool cpu_has_avx512_bf16() {
+  return cpu_has_avx512_dq_bw_vl() && __builtin_cpu_supports("avx512bf16");
+}
 }  // namespace
 }  // namespace mlpfast
 #elif defined(_MSC_VER)
@@ -125,6 +128,11 @@ inline bool cpu_has_avx512_dq_bw_vl() {
   using namespace cpuid_detail;
   return cpu_has_avx2_fma() && os_saves(0xe6) && bit(7, 1, 16) /*f*/ && bit(7, 1, 17) /*dq*/ &&
          bit(7, 1, 30) /*bw*/ && bit(7, 1, 31) /*vl*/;
+}
+inline bool cpu_has_avx512_bf16() {  // CPUID.(EAX=7, ECX=1):EAX.5
+  int r[4];
+  __cpuidex(r, 7, 1);
+  return cpu_has_avx512_dq_bw_vl() && ((r[0] >> 5) & 1);
 }
 }  // namespace
 }  // namespace mlpfast

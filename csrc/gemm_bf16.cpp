@@ -1,0 +1,478 @@
+// gemm_bf16.cpp: the bfloat16 GEMM of matmul_precision="bfloat16", compiled once per ISA level
+// (the emulated kernel, at that level's vector width) and once more with -mavx512bf16
+// (MLPFAST_BF16_NATIVE: the vdpbf16ps kernel, namespace avx512_bf16, which dispatch.cpp puts
+// into the avx512 level's table when the CPU has AVX512_BF16).
+//
+// Contract (KernelSet<float>::gemm_bf16, gemm_bf16_native): as KernelSet<float>::gemm, except
+// that every element of op(A) and op(B) is first rounded to bfloat16 (round to nearest even,
+// subnormals to signed zero, NaN kept quiet: what VCVTNEPS2BF16 does), the products are summed
+// in float32, and alpha multiplies each K block's sum in the epilogue:
+//   C = act(alpha * sum_blocks(bf16(op(A)) bf16(op(B))) + beta * C + bias).
+// The sum over one K block runs over k-pairs (2q, 2q+1) in order, each pair as VDPBF16PS does
+// it (measured identical on Zen 4 and as Intel's SDM writes it): acc = fma(a[2q+1], b[2q+1],
+// acc), then acc = fma(a[2q], b[2q], acc). The emulated kernel does exactly these two FMAs, so
+// both kernels give the same bits (except where a partial sum is subnormal: the hardware
+// flushes it to zero). Threads split M and N only, K blocks depend on k only: bitwise
+// identical for any thread count.
+//
+// Structure (Goto/BLIS, as gemm_kernels.cpp): op(A) and op(B) are packed into 32-bit words,
+// each holding a k-pair of bf16 values (low half: even k, high half: odd k), MR (A) or NR (B)
+// words per pair:
+//   pack_pair_rows   source rows are k (B for NN, A for TN): round two rows, merge per lane
+//   pack_pair_cols   source rows run along k (A for NN, B for NT): adjacent values make a pair
+//   ukernel          MR x (NV vectors) register tile over the pairs, fused epilogue
+//   run_task         one task: for each K block pack its B panel, then MR-row slivers of A
+//   gemm_bf16        path, threads, A packed once (all threads), tasks over M x N
+// B is always packed (the conversion is the packing); m <= 4 takes the same path (no unpacked
+// path for bf16: every element of C is computed by the same kernel whatever m is).
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if MLPFAST_BF16_NATIVE
+#include <immintrin.h>
+#endif
+
+#include "gemm_common.h"
+#include "kernels.h"
+
+namespace mlpfast {
+namespace MLPFAST_ISA_NS {
+namespace {
+
+using word = std::uint32_t;
+#if MLPFAST_HAVE_VECTOR_EXT
+typedef word vw MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+typedef word vwu MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES) MLPFAST_ALIGNED_ATTR(4);
+#else
+typedef word vw;
+typedef word vwu;
+#endif
+constexpr int L = lanes<float>();
+using vf = V<float>;
+
+inline vw loadw(const void* p) {
+  vw x;
+  std::memcpy(&x, p, sizeof(vw));
+  return x;
+}
+inline void storew(void* p, vw x) { std::memcpy(p, &x, sizeof(vw)); }
+template <typename To, typename From>
+inline To bits(From x) {
+  static_assert(sizeof(To) == sizeof(From), "same size");
+  To y;
+  std::memcpy(&y, &x, sizeof(To));
+  return y;
+}
+
+// float bits -> the bf16 value in the high half (low half zero): round to nearest even,
+// subnormals (and zeros) to signed zero, NaN quieted (VCVTNEPS2BF16's rules). W: a word or a
+// vector of words.
+template <typename W>
+inline W round_bf16(W x) {
+  const W r = (x + word(0x7FFF) + ((x >> 16) & word(1))) & word(0xFFFF0000);
+  const W nan = (x | word(0x00400000)) & word(0xFFFF0000);
+  const W zero = x & word(0x80000000);
+  const W mag = x & word(0x7FFFFFFF);
+  const W exponent = x & word(0x7F800000);
+  if constexpr (sizeof(W) > sizeof(word)) {  // a vector: masks from the comparisons
+    const W is_nan = W(mag > word(0x7F800000)), is_small = W(exponent == word(0));
+    return (is_small & zero) | (~is_small & ((is_nan & nan) | (~is_nan & r)));
+  } else {
+    return exponent == 0 ? zero : (mag > word(0x7F800000) ? nan : r);
+  }
+}
+
+// Block sizes. MR x NR register tile as the float GEMM's (8 x 48 with zmm: 24 accumulators);
+// KC counts bf16 values (KC / 2 pairs: the same bytes of B as the float GEMM's KC = 256).
+#if MLPFAST_VEC_BYTES == 64
+constexpr int MR = 8, NV = 3;
+constexpr index_t MC = 192;
+#elif MLPFAST_VEC_BYTES == 32
+constexpr int MR = 6, NV = 2;
+constexpr index_t MC = 96;
+#else
+constexpr int MR = 4, NV = 3;
+constexpr index_t MC = 96;
+#endif
+constexpr int NR = NV * L;
+constexpr index_t KC = 512, NC = 1536;
+constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // as gemm_kernels.cpp
+
+// ---------------------------------------------------------------------------------------------
+// Packing: dst[q * W + j] = pair(op[2q][j], op[2q+1][j]) for q < ceil(kc / 2), j < W; the
+// missing odd element of an odd kc and the columns j >= w are zero.
+
+// Source row p (stride lds) holds op[p][0..w): two rows make one row of pairs.
+template <int W>
+void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst) {
+  for (index_t p = 0; p < kc; p += 2, dst += W) {
+    const float* r0 = src + p * lds;
+    const float* r1 = p + 1 < kc ? r0 + lds : nullptr;
+    int j = 0;
+    if (w == W && W % L == 0) {
+      MLPFAST_UNROLL
+      for (int v = 0; v < W / L; ++v) {
+        const vw lo = round_bf16(loadw(r0 + v * L)) >> 16;
+        const vw hi = r1 ? round_bf16(loadw(r1 + v * L)) : vw{};
+        storew(dst + v * L, lo | hi);
+      }
+      continue;
+    }
+    for (; j < w; ++j)
+      dst[j] = (round_bf16(bits<word>(r0[j])) >> 16) | (r1 ? round_bf16(bits<word>(r1[j])) : 0);
+    for (; j < W; ++j) dst[j] = 0;
+  }
+}
+
+// Source row j (stride lds) holds op[0..kc)[j]: adjacent values make a pair. The words are
+// formed in vectors (lanes 2t and 2t+1 of a float vector make word t) and stored down column j.
+template <int W>
+void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst) {
+  const index_t kp = (kc + 1) / 2;
+  for (int j = 0; j < w; ++j) {
+    const float* s = src + j * lds;
+    index_t q = 0;
+#if MLPFAST_HAVE_VECTOR_EXT
+    if constexpr (L >= 2) {
+      typedef std::uint64_t vq MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+      for (; 2 * q + L <= kc; q += L / 2) {
+        const vq x = bits<vq>(round_bf16(loadw(s + 2 * q)));
+        const vq pair = ((x >> 16) & 0xFFFFu) | ((x >> 32) & 0xFFFF0000u);
+        MLPFAST_UNROLL
+        for (int t = 0; t < L / 2; ++t) dst[(q + t) * W + j] = word(pair[t]);
+      }
+    }
+#endif
+    for (; q < kp; ++q) {
+      const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
+      const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
+      dst[q * W + j] = lo | hi;
+    }
+  }
+  for (int j = w; j < W; ++j)
+    for (index_t q = 0; q < kp; ++q) dst[q * W + j] = 0;
+}
+
+// op(A)[0:mc, 0:kc] (at a) -> ceil(mc / MR) slivers of ceil(kc / 2) x MR words.
+void pack_a(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
+  const index_t kp = (kc + 1) / 2;
+  for (index_t i0 = 0; i0 < mc; i0 += MR, ap += kp * MR) {
+    const int mr = mc - i0 < MR ? int(mc - i0) : MR;
+    if (trans_a)
+      pack_pair_rows<MR>(a + i0, lda, mr, kc, ap);
+    else
+      pack_pair_cols<MR>(a + i0 * lda, lda, mr, kc, ap);
+  }
+}
+
+// op(B)[0:kc, 0:nc] (at b) -> ceil(nc / NR) slivers of ceil(kc / 2) x NR words.
+void pack_b(bool trans_b, index_t kc, index_t nc, const float* b, index_t ldb, word* bp) {
+  const index_t kp = (kc + 1) / 2;
+  for (index_t j0 = 0; j0 < nc; j0 += NR, bp += kp * NR) {
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
+    if (trans_b)
+      pack_pair_cols<NR>(b + j0 * ldb, ldb, nr, kc, bp);
+    else
+      pack_pair_rows<NR>(b + j0, ldb, nr, kc, bp);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: C[0:MR, 0:N*L] (+)= alpha * sum_q pairs, N <= NV vectors of columns.
+struct Epilogue {
+  float alpha, beta;  // beta applies to the first K block only; later blocks add to C
+  bool first, last;   // last: bias and activation
+  const float* bias;  // at this tile's first column, or null
+  Activation act;
+};
+
+template <int N>
+void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+  for (int i = 0; i < MR; ++i)
+    for (int off = 0; off < N * L; off += 16) MLPFAST_PREFETCH_W(c + i * ldc + off);
+  vf acc[MR][N];
+  MLPFAST_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) acc[i][v] = vf{};
+  }
+  for (index_t q = 0; q < kp; ++q, ap += MR, bp += NR) {
+#if MLPFAST_BF16_NATIVE
+    __m512bh bv[N];
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(bp + v * L);
+    MLPFAST_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(ap[i]));
+      MLPFAST_UNROLL
+      for (int v = 0; v < N; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+    }
+#else
+    vf b_even[N], b_odd[N];
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) {
+      const vw x = loadw(bp + v * L);
+      b_even[v] = bits<vf>(vw(x << 16));
+      b_odd[v] = bits<vf>(vw(x & word(0xFFFF0000)));
+    }
+    MLPFAST_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const vf a_even = splat(bits<float>(word(ap[i] << 16)));
+      const vf a_odd = splat(bits<float>(word(ap[i] & word(0xFFFF0000))));
+      MLPFAST_UNROLL
+      for (int v = 0; v < N; ++v) {  // VDPBF16PS's order: the odd product first
+        acc[i][v] += a_odd * b_odd[v];
+        acc[i][v] += a_even * b_even[v];
+      }
+    }
+#endif
+  }
+  const bool read_c = !ep.first || ep.beta != 0.0f;
+  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  MLPFAST_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) {
+      vf x = ep.alpha == 1.0f ? acc[i][v] : alpha * acc[i][v];
+      if (read_c) x += beta * loadu(ci + v * L);
+      if (ep.last && ep.bias) x += loadu(ep.bias + v * L);
+      if (ep.last) x = act_vec<float>(ep.act, x);
+      storeu(ci + v * L, x);
+    }
+  }
+  if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
+    for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, N * L);
+}
+
+// The kernel for n vectors (1..NV).
+template <int N = NV>
+void ukernel_n(int n, index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
+               const Epilogue& ep) {
+  if (n == N) return ukernel<N>(kp, ap, bp, c, ldc, ep);
+  if constexpr (N > 1) ukernel_n<N - 1>(n, kp, ap, bp, c, ldc, ep);
+}
+
+// One packed block of A (mc rows) times one packed panel of B (nc columns) into C. A tile that
+// is not MR full rows and a whole number of vectors goes through a buffer (same kernel, same
+// arithmetic per element).
+void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word* bp, float* c,
+                  index_t ldc, Epilogue ep) {
+  alignas(64) float tile[MR * NR];
+  alignas(64) float tile_bias[NR];
+  const float* bias0 = ep.bias;
+  for (index_t j0 = 0; j0 < nc; j0 += NR, bp += kp * NR) {
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
+    const int nv = (nr + L - 1) / L;
+    ep.bias = bias0 ? bias0 + j0 : nullptr;
+    Epilogue ept = ep;
+    if (bias0 && nr < nv * L) {
+      for (int j = 0; j < nv * L; ++j) tile_bias[j] = j < nr ? bias0[j0 + j] : 0.0f;
+      ept.bias = tile_bias;
+    }
+    for (index_t i0 = 0; i0 < mc; i0 += MR) {
+      const int mr = mc - i0 < MR ? int(mc - i0) : MR;
+      float* cij = c + i0 * ldc + j0;
+      const word* as = ap + i0 * kp;
+      if (mr == MR && nr == nv * L) {
+        ukernel_n(nv, kp, as, bp, cij, ldc, ep);
+        continue;
+      }
+      const bool read_c = !ep.first || ep.beta != 0.0f;
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < nv * L; ++j)
+          tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : 0.0f;
+      ukernel_n(nv, kp, as, bp, tile, NR, ept);
+      for (int i = 0; i < mr; ++i)
+        for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers (per thread, kept between calls, 64-byte aligned) and the job shared by a team.
+struct Buffer {
+  void* p = nullptr;
+  std::size_t bytes = 0;
+  word* get(std::size_t words) {
+    const std::size_t need = words * sizeof(word);
+    if (need > bytes) {
+      std::free(p);
+      const std::size_t size = (need + 4095) & ~std::size_t(4095);
+      p = std::aligned_alloc(64, size);
+      bytes = p ? size : 0;
+    }
+    return static_cast<word*>(p);
+  }
+  ~Buffer() { std::free(p); }
+};
+thread_local Buffer tl_a, tl_b;
+
+struct Job {
+  bool trans_a, trans_b;
+  index_t m, n, k, kcb, mpad;
+  const float* a;
+  index_t lda;
+  const float* b;
+  index_t ldb;
+  float alpha, beta;
+  float* c;
+  index_t ldc;
+  const float* bias;
+  Activation act;
+  word* ap;  // packed A: the K block at pc starts at ap + mpad * pc / 2 (kcb is even)
+  index_t rows, cols, tasks_m, tasks_n;
+};
+
+index_t blocks_of(index_t extent, index_t size) { return (extent + size - 1) / size; }
+
+// Packing unit u of A: K block u / row_blocks, MC rows u % row_blocks.
+void pack_a_unit(const Job& job, index_t u) {
+  const index_t row_blocks = blocks_of(job.m, MC);
+  const index_t pc = u / row_blocks * job.kcb, ic = u % row_blocks * MC;
+  const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
+  const index_t mc = job.m - ic < MC ? job.m - ic : MC;
+  pack_a(job.trans_a, mc, kc, job.trans_a ? job.a + pc * job.lda + ic : job.a + ic * job.lda + pc,
+         job.lda, job.ap + job.mpad * pc / 2 + ic * ((kc + 1) / 2));
+}
+
+// Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
+bool run_task(const Job& job, index_t t) {
+  const index_t i0 = t / job.tasks_n * job.rows, j0 = t % job.tasks_n * job.cols;
+  const index_t i1 = i0 + job.rows < job.m ? i0 + job.rows : job.m;
+  const index_t nc = job.n - j0 < job.cols ? job.n - j0 : job.cols;
+  word* bp = tl_b.get(std::size_t(blocks_of(nc, NR) * NR) * std::size_t((job.kcb + 1) / 2));
+  if (!bp) return false;
+  for (index_t pc = 0; pc < job.k; pc += job.kcb) {
+    const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb, kp = (kc + 1) / 2;
+    pack_b(job.trans_b, kc, nc, job.trans_b ? job.b + j0 * job.ldb + pc : job.b + pc * job.ldb + j0,
+           job.ldb, bp);
+    const Epilogue ep{job.alpha, job.beta, pc == 0, pc + kc >= job.k,
+                      job.bias ? job.bias + j0 : nullptr, job.act};
+    for (index_t ic = i0; ic < i1; ic += MC) {
+      const index_t mc = i1 - ic < MC ? i1 - ic : MC;
+      macro_kernel(mc, nc, kp, job.ap + job.mpad * pc / 2 + ic * kp, bp, job.c + ic * job.ldc + j0,
+                   job.ldc, ep);
+    }
+  }
+  return true;
+}
+
+// About two tasks per thread: columns first (vector multiples, NC at most; each task packs its
+// own B panel), then rows (MR multiples) for the rest.
+void plan_tasks(Job& job, int nt) {
+  const index_t want = nt > 1 ? 2 * index_t(nt) : 1;
+  const index_t vectors = blocks_of(job.n, L);
+  index_t tn = want < vectors ? want : vectors;
+  job.cols = blocks_of(vectors, tn) * L;
+  if (job.cols > NC) job.cols = NC;
+  job.tasks_n = blocks_of(job.n, job.cols);
+  const index_t slivers = blocks_of(job.m, MR);
+  index_t tm = blocks_of(want, job.tasks_n);
+  if (tm > slivers) tm = slivers;
+  job.rows = blocks_of(slivers, tm) * MR;
+  job.tasks_m = blocks_of(job.m, job.rows);
+}
+
+// C = act(beta * C + bias) for k == 0 or alpha == 0 (no products, as the float GEMM).
+void scale_c(index_t m, index_t n, float beta, float* c, index_t ldc, const float* bias,
+             Activation act) {
+  for (index_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    for (index_t j = 0; j < n; ++j)
+      ci[j] = (beta == 0.0f ? 0.0f : beta * ci[j]) + (bias ? bias[j] : 0.0f);
+    act_row(act, ci, n);
+  }
+}
+
+// Packed A of one row super-block stays under this many words (rows beyond: more super-blocks,
+// which changes no arithmetic).
+constexpr index_t kMaxPackedAWords = index_t(4) << 20;
+
+// Returns false when a buffer could not be allocated (nothing useful written then).
+bool gemm_try(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
+              const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+              index_t ldc, const float* bias, Activation act) {
+  int nt = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) {
+    const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
+    nt = omp_get_max_threads();
+    if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
+  }
+#endif
+  Job job{};
+  job.trans_a = trans_a;
+  job.trans_b = trans_b;
+  job.n = n;
+  job.k = k;
+  job.kcb = (blocks_of(k, blocks_of(k, KC)) + 1) / 2 * 2;  // equal blocks, an even size
+  job.lda = lda;
+  job.b = b;
+  job.ldb = ldb;
+  job.alpha = alpha;
+  job.beta = beta;
+  job.ldc = ldc;
+  job.bias = bias;
+  job.act = act;
+  const index_t kp_total = blocks_of(k, job.kcb) * (job.kcb / 2);  // >= the words per row
+  index_t rows = kMaxPackedAWords / kp_total;
+  if (rows < MC) rows = MC;
+  rows = blocks_of(blocks_of(m, blocks_of(m, rows)), MR) * MR;  // equal super-blocks
+  for (index_t r0 = 0; r0 < m; r0 += rows) {
+    job.m = m - r0 < rows ? m - r0 : rows;
+    job.mpad = blocks_of(job.m, MR) * MR;
+    job.a = trans_a ? a + r0 : a + r0 * lda;
+    job.c = c + r0 * ldc;
+    job.ap = tl_a.get(std::size_t(job.mpad) * std::size_t(kp_total));
+    if (!job.ap) return false;
+    plan_tasks(job, nt);
+    const index_t units = blocks_of(k, job.kcb) * blocks_of(job.m, MC);
+    const index_t tasks = job.tasks_m * job.tasks_n;
+    const int team = nt < tasks ? nt : int(tasks);
+    bool ok = true;
+    if (team <= 1) {
+      for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
+      for (index_t t = 0; t < tasks && ok; ++t) ok = run_task(job, t);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(team) reduction(&& : ok)
+      {
+#pragma omp for schedule(dynamic, 1)
+        for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
+#pragma omp for schedule(dynamic, 1)
+        for (index_t t = 0; t < tasks; ++t) ok = run_task(job, t) && ok;
+      }
+#endif
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
+               const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+               index_t ldc, const float* bias, Activation act) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) return scale_c(m, n, beta, c, ldc, bias, act);
+  if (!gemm_try(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act))
+    throw std::bad_alloc();
+}
+
+}  // namespace
+
+#if MLPFAST_BF16_NATIVE
+void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_native = &gemm_bf16; }
+#else
+void register_bf16(KernelSet<float>& f32, KernelSet<double>&) { f32.gemm_bf16 = &gemm_bf16; }
+#endif
+
+}  // namespace MLPFAST_ISA_NS
+}  // namespace mlpfast
