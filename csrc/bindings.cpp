@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -198,11 +199,12 @@ bool bf16_from_name(const py::object& name) {
   if (s != "bfloat16")
     throw py::value_error("matmul_precision must be 'highest' or 'bfloat16'; got '" + s + "'");
   static std::atomic<bool> warned{false};
-  if (!mlpfast::kernels<float>().gemm_bf16_native && !warned.exchange(true))
+  const mlpfast::KernelSet<float>& ks = mlpfast::kernels<float>();
+  if (!ks.gemm_bf16_dot && !ks.gemm_bf16_amx && !warned.exchange(true))
     if (PyErr_WarnEx(PyExc_RuntimeWarning,
-                     "matmul_precision='bfloat16': this CPU (or the selected ISA level) has no "
-                     "AVX512-BF16 dot products; the bf16 products are emulated in float32 "
-                     "(same results, not faster)",
+                     "matmul_precision='bfloat16': this CPU (or the selected ISA level) has "
+                     "neither AMX-BF16 nor AVX512-BF16; the bf16 products are emulated in "
+                     "float32 (same rounding of the operands, not faster)",
                      1) != 0)
       throw py::error_already_set();
   return true;
@@ -320,6 +322,40 @@ void set_isa(const std::string& name) {
     throw py::value_error("ISA level '" + name +
                           "' is unknown or not supported by this CPU; available: " + avail);
   }
+}
+
+// bf16 kernels (kernels.h Bf16Kernel): by name, for tests and benchmarks
+
+std::vector<std::string> bf16_kernels() {
+  const mlpfast::KernelSet<float>& k = mlpfast::kernels<float>();
+  std::vector<std::string> names{"emulated"};
+  if (k.gemm_bf16_dot) names.push_back("avx512_bf16");
+  if (k.gemm_bf16_amx) names.push_back("amx");
+  return names;
+}
+
+std::string bf16_kernel() {
+  const mlpfast::KernelSet<float>& k = mlpfast::kernels<float>();
+  const auto fn = mlpfast::bf16_gemm(k);
+  return fn == k.gemm_bf16_amx ? "amx" : fn == k.gemm_bf16_dot ? "avx512_bf16" : "emulated";
+}
+
+void set_bf16_kernel(const std::string& name) {
+  using mlpfast::Bf16Kernel;
+  const std::pair<const char*, Bf16Kernel> choices[] = {{"best", Bf16Kernel::best},
+                                                        {"emulated", Bf16Kernel::emulated},
+                                                        {"avx512_bf16", Bf16Kernel::avx512_bf16},
+                                                        {"amx", Bf16Kernel::amx}};
+  const auto have = bf16_kernels();
+  for (const auto& c : choices) {
+    if (name != c.first) continue;
+    if (name != "best" && std::find(have.begin(), have.end(), name) == have.end()) break;
+    return mlpfast::set_bf16_kernel(c.second);
+  }
+  std::string avail = "best";
+  for (const auto& s : have) avail += ", " + s;
+  throw py::value_error("bf16 kernel '" + name + "' is unknown or not available at ISA level '" +
+                        mlpfast::active_isa() + "' on this CPU; available: " + avail);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,11 +1005,13 @@ op(x) is x.T when trans_x is set. a and b are float32 or float64 of the same dty
 has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).
 matmul_precision="bfloat16" (float32 only): op(a) and op(b) rounded to bfloat16, products summed
 in float32, alpha applied to the sums.)doc");
-  m.def("bf16_native", [] { return mlpfast::bf16_gemm(mlpfast::kernels<float>()) ==
-                                   mlpfast::kernels<float>().gemm_bf16_native; },
-        "True when matmul_precision='bfloat16' runs the AVX512-BF16 kernel at the active level.");
-  m.def("set_bf16_native", &mlpfast::set_bf16_native, py::arg("enabled"),
-        "False: the emulated bf16 kernel even where AVX512-BF16 exists (tests, benchmarks).");
+  m.def("bf16_kernels", &bf16_kernels,
+        "The bf16 GEMM kernels the active ISA level has on this CPU: 'emulated', then "
+        "'avx512_bf16' and 'amx' where present.");
+  m.def("bf16_kernel", &bf16_kernel, "The bf16 GEMM kernel matmul_precision='bfloat16' runs now.");
+  m.def("set_bf16_kernel", &set_bf16_kernel, py::arg("name"),
+        "Select the bf16 GEMM kernel: 'best' (the default: amx, else avx512_bf16, else emulated) "
+        "or one of bf16_kernels() (tests, benchmarks).");
 
   // training core
   m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"), py::arg("activation"),

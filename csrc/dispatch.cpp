@@ -27,9 +27,18 @@ MLPFAST_ISA_LEVELS(MLPFAST_DECLARE_ISA)
 
 // The AVX512-BF16 GEMM (gemm_bf16.cpp compiled with -mavx512bf16, when the compiler can):
 // a capability of the avx512 level, added to its table on CPUs with AVX512_BF16.
+// AMX-BF16 tiles (the same source with -mamx-tile -mamx-bf16): on CPUs with AMX whose OS grants
+// the tile state (Linux: arch_prctl), added to the avx512 level too, and preferred.
 #if MLPFAST_HAVE_BF16_NATIVE
 namespace mlpfast {
 namespace avx512_bf16 {
+void register_bf16_native(KernelSet<float>& f32);
+}
+}  // namespace mlpfast
+#endif
+#if MLPFAST_HAVE_BF16_AMX
+namespace mlpfast {
+namespace amx_bf16 {
 void register_bf16_native(KernelSet<float>& f32);
 }
 }  // namespace mlpfast
@@ -72,6 +81,10 @@ KernelTable make_table(const Level& level) {
 #if MLPFAST_HAVE_BF16_NATIVE
   if (std::strcmp(level.name, "avx512") == 0 && cpu_has_avx512_bf16())
     avx512_bf16::register_bf16_native(t.f32);
+#endif
+#if MLPFAST_HAVE_BF16_AMX
+  if (std::strcmp(level.name, "avx512") == 0 && cpu_has_amx_bf16() && request_amx_tiles())
+    amx_bf16::register_bf16_native(t.f32);
 #endif
   return t;
 }
@@ -137,9 +150,13 @@ bool set_isa(const char* name) {
   return false;
 }
 
-std::atomic<bool> g_bf16_native{true};
-bool bf16_native_enabled() { return g_bf16_native.load(std::memory_order_acquire); }
-void set_bf16_native(bool enabled) { g_bf16_native.store(enabled, std::memory_order_release); }
+namespace {
+std::atomic<int> g_bf16_kernel{int(Bf16Kernel::best)};
+}
+Bf16Kernel bf16_kernel_choice() { return Bf16Kernel(g_bf16_kernel.load(std::memory_order_acquire)); }
+void set_bf16_kernel(Bf16Kernel kernel) {
+  g_bf16_kernel.store(int(kernel), std::memory_order_release);
+}
 
 int max_threads() {
 #ifdef _OPENMP

@@ -1,7 +1,8 @@
 // gemm_bf16.cpp: the bfloat16 GEMM of matmul_precision="bfloat16", compiled once per ISA level
-// (the emulated kernel, at that level's vector width) and once more with -mavx512bf16
-// (MLPFAST_BF16_NATIVE: the vdpbf16ps kernel, namespace avx512_bf16, which dispatch.cpp puts
-// into the avx512 level's table when the CPU has AVX512_BF16).
+// (the emulated kernel, at that level's vector width), once more with -mavx512bf16
+// (MLPFAST_BF16_NATIVE: the vdpbf16ps kernel, namespace avx512_bf16) and once with AMX
+// (MLPFAST_BF16_AMX: TDPBF16PS tiles, namespace amx_bf16); dispatch.cpp puts the last two
+// into the avx512 level's table when the CPU has them.
 //
 // Contract (KernelSet<float>::gemm_bf16, gemm_bf16_native): as KernelSet<float>::gemm, except
 // that every element of op(A) and op(B) is first rounded to bfloat16 (round to nearest even,
@@ -12,8 +13,10 @@
 // it (measured identical on Zen 4 and as Intel's SDM writes it): acc = fma(a[2q+1], b[2q+1],
 // acc), then acc = fma(a[2q], b[2q], acc). The emulated kernel does exactly these two FMAs, so
 // both kernels give the same bits (except where a partial sum is subnormal: the hardware
-// flushes it to zero). Threads split M and N only, K blocks depend on k only: bitwise
-// identical for any thread count.
+// flushes it to zero). AMX's TDPBF16PS sums in an order of its own (not documented; neither
+// FMA order nor exact sums reproduce it), within the same error bound (tests/test_bf16.py).
+// Threads split M and N only, K blocks depend on k only: bitwise identical for any thread
+// count, for each kernel.
 //
 // Structure (Goto/BLIS, as gemm_kernels.cpp): op(A) and op(B) are packed into 32-bit words,
 // each holding a k-pair of bf16 values (low half: even k, high half: odd k), MR (A) or NR (B)
@@ -25,6 +28,8 @@
 //   gemm_bf16        path, threads, A packed once (all threads), tasks over M x N
 // B is always packed (the conversion is the packing); m <= 4 takes the same path (no unpacked
 // path for bf16: every element of C is computed by the same kernel whatever m is).
+// AMX: A is packed row by row instead ([i][q]: a tile's 16 rows of 16 pairs), the pairs of a
+// K block padded to a multiple of 16 with zeros, and the 32 x 32 register tile is 2 x 2 tiles.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,7 +39,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if MLPFAST_BF16_NATIVE
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
 #include <immintrin.h>
 #endif
 
@@ -90,7 +95,11 @@ inline W round_bf16(W x) {
 
 // Block sizes. MR x NR register tile as the float GEMM's (8 x 48 with zmm: 24 accumulators);
 // KC counts bf16 values (KC / 2 pairs: the same bytes of B as the float GEMM's KC = 256).
-#if MLPFAST_VEC_BYTES == 64
+#if MLPFAST_BF16_AMX
+constexpr bool kAmx = true;
+constexpr int MR = 32, NV = 2, kPairAlign = 16;  // 2 x 2 tiles of 16 x 16; 16-pair tile rows
+constexpr index_t MC = 192;
+#elif MLPFAST_VEC_BYTES == 64
 constexpr int MR = 8, NV = 3;
 constexpr index_t MC = 192;
 #elif MLPFAST_VEC_BYTES == 32
@@ -100,8 +109,14 @@ constexpr index_t MC = 96;
 constexpr int MR = 4, NV = 3;
 constexpr index_t MC = 96;
 #endif
+#if !MLPFAST_BF16_AMX
+constexpr bool kAmx = false;
+constexpr int kPairAlign = 1;
+#endif
 constexpr int NR = NV * L;
-constexpr index_t KC = 512, NC = 1536;
+constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
+// Words per row of a packed K block of kc values: its pairs, padded for the tiles.
+constexpr index_t pairs(index_t kc) { return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign; }
 constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // as gemm_kernels.cpp
 
 // ---------------------------------------------------------------------------------------------
@@ -111,6 +126,8 @@ constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // as gemm_kernels.cpp
 // Source row p (stride lds) holds op[p][0..w): two rows make one row of pairs.
 template <int W>
 void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst) {
+  for (index_t q = (kc + 1) / 2; q < pairs(kc); ++q)  // (AMX) padding pairs
+    for (int j = 0; j < W; ++j) dst[q * W + j] = 0;
   for (index_t p = 0; p < kc; p += 2, dst += W) {
     const float* r0 = src + p * lds;
     const float* r1 = p + 1 < kc ? r0 + lds : nullptr;
@@ -134,7 +151,9 @@ void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst)
 // formed in vectors (lanes 2t and 2t+1 of a float vector make word t) and stored down column j.
 template <int W>
 void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst) {
-  const index_t kp = (kc + 1) / 2;
+  const index_t kp = pairs(kc);
+  for (index_t q = (kc + 1) / 2; q < kp; ++q)  // (AMX) padding pairs
+    for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
   for (int j = 0; j < w; ++j) {
     const float* s = src + j * lds;
     index_t q = 0;
@@ -149,7 +168,7 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
       }
     }
 #endif
-    for (; q < kp; ++q) {
+    for (; 2 * q < kc; ++q) {
       const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
       const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
       dst[q * W + j] = lo | hi;
@@ -159,9 +178,30 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
     for (index_t q = 0; q < kp; ++q) dst[q * W + j] = 0;
 }
 
-// op(A)[0:mc, 0:kc] (at a) -> ceil(mc / MR) slivers of ceil(kc / 2) x MR words.
+// AMX: op(A)[0:mc, 0:kc] -> ceil(mc / MR) slivers of MR rows of pairs(kc) words (row-major,
+// as a tile reads them), rows past mc and pairs past kc zero.
+void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
+  const index_t kp = pairs(kc), half = (kc + 1) / 2;
+  const index_t rows = (mc + MR - 1) / MR * MR;
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t q = i < mc ? half : 0; q < kp; ++q) ap[i * kp + q] = 0;
+  if (!trans_a) {  // row i of A runs along k: its pairs are adjacent values
+    for (index_t i = 0; i < mc; ++i) pack_pair_cols<1>(a + i * lda, lda, 1, kc, ap + i * kp);
+    return;
+  }
+  for (index_t p = 0; p < kc; p += 2) {  // rows p and p + 1 of a hold op(A)[:, p], [:, p + 1]
+    const float* r0 = a + p * lda;
+    const float* r1 = p + 1 < kc ? r0 + lda : nullptr;
+    for (index_t i = 0; i < mc; ++i)
+      ap[i * kp + p / 2] = (round_bf16(bits<word>(r0[i])) >> 16) |
+                           (r1 ? round_bf16(bits<word>(r1[i])) : 0);
+  }
+}
+
+// op(A)[0:mc, 0:kc] (at a) -> ceil(mc / MR) slivers of pairs(kc) x MR words.
 void pack_a(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
-  const index_t kp = (kc + 1) / 2;
+  if (kAmx) return pack_a_rows(trans_a, mc, kc, a, lda, ap);
+  const index_t kp = pairs(kc);
   for (index_t i0 = 0; i0 < mc; i0 += MR, ap += kp * MR) {
     const int mr = mc - i0 < MR ? int(mc - i0) : MR;
     if (trans_a)
@@ -171,9 +211,9 @@ void pack_a(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, w
   }
 }
 
-// op(B)[0:kc, 0:nc] (at b) -> ceil(nc / NR) slivers of ceil(kc / 2) x NR words.
+// op(B)[0:kc, 0:nc] (at b) -> ceil(nc / NR) slivers of pairs(kc) x NR words.
 void pack_b(bool trans_b, index_t kc, index_t nc, const float* b, index_t ldb, word* bp) {
-  const index_t kp = (kc + 1) / 2;
+  const index_t kp = pairs(kc);
   for (index_t j0 = 0; j0 < nc; j0 += NR, bp += kp * NR) {
     const int nr = nc - j0 < NR ? int(nc - j0) : NR;
     if (trans_b)
@@ -192,6 +232,59 @@ struct Epilogue {
   Activation act;
 };
 
+// One vector of a finished tile: alpha * acc (+ beta * C) (+ bias, act on the last K block).
+inline vf finish(vf acc, const float* ci, const float* bias, bool read_c, vf alpha, vf beta,
+                 const Epilogue& ep) {
+  vf x = ep.alpha == 1.0f ? acc : alpha * acc;
+  if (read_c) x += beta * loadu(ci);
+  if (ep.last && ep.bias) x += loadu(bias);
+  if (ep.last) x = act_vec<float>(ep.act, x);
+  return x;
+}
+
+#if MLPFAST_BF16_AMX
+// The 32 x (N * 16) tile: C tiles 0..3 (rows 0-15 / 16-31 x columns 0-15 / 16-31), A tiles 4,
+// 5, B tiles 6, 7; each 16 rows x 64 bytes (the configuration run_task loads).
+template <int N>
+void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (index_t q = 0; q < kp; q += 16) {
+    _tile_loadd(4, ap + q, kp * 4);
+    _tile_loadd(5, ap + 16 * kp + q, kp * 4);
+    _tile_loadd(6, bp + q * NR, NR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(2, 5, 6);
+    if (N == 2) {
+      _tile_loadd(7, bp + q * NR + 16, NR * 4);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  alignas(64) float acc[MR * NR];
+  _tile_stored(0, acc, NR * 4);
+  _tile_stored(2, acc + 16 * NR, NR * 4);
+  if (N == 2) {
+    _tile_stored(1, acc + 16, NR * 4);
+    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+  }
+  const bool read_c = !ep.first || ep.beta != 0.0f;
+  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v)
+      storeu(ci + v * L,
+             finish(load(acc + i * NR + v * L), ci + v * L, ep.bias ? ep.bias + v * L : nullptr,
+                    read_c, alpha, beta, ep));
+  }
+  if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
+    for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, N * L);
+}
+#else
 template <int N>
 void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
              float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
@@ -240,17 +333,14 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
     MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v) {
-      vf x = ep.alpha == 1.0f ? acc[i][v] : alpha * acc[i][v];
-      if (read_c) x += beta * loadu(ci + v * L);
-      if (ep.last && ep.bias) x += loadu(ep.bias + v * L);
-      if (ep.last) x = act_vec<float>(ep.act, x);
-      storeu(ci + v * L, x);
-    }
+    for (int v = 0; v < N; ++v)
+      storeu(ci + v * L, finish(acc[i][v], ci + v * L, ep.bias ? ep.bias + v * L : nullptr, read_c,
+                                alpha, beta, ep));
   }
   if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
     for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, N * L);
 }
+#endif
 
 // The kernel for n vectors (1..NV).
 template <int N = NV>
@@ -340,7 +430,7 @@ void pack_a_unit(const Job& job, index_t u) {
   const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
   const index_t mc = job.m - ic < MC ? job.m - ic : MC;
   pack_a(job.trans_a, mc, kc, job.trans_a ? job.a + pc * job.lda + ic : job.a + ic * job.lda + pc,
-         job.lda, job.ap + job.mpad * pc / 2 + ic * ((kc + 1) / 2));
+         job.lda, job.ap + job.mpad * pc / 2 + ic * pairs(kc));
 }
 
 // Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
@@ -348,10 +438,23 @@ bool run_task(const Job& job, index_t t) {
   const index_t i0 = t / job.tasks_n * job.rows, j0 = t % job.tasks_n * job.cols;
   const index_t i1 = i0 + job.rows < job.m ? i0 + job.rows : job.m;
   const index_t nc = job.n - j0 < job.cols ? job.n - j0 : job.cols;
-  word* bp = tl_b.get(std::size_t(blocks_of(nc, NR) * NR) * std::size_t((job.kcb + 1) / 2));
+  word* bp = tl_b.get(std::size_t(blocks_of(nc, NR) * NR) * std::size_t(job.kcb / 2));
   if (!bp) return false;
+#if MLPFAST_BF16_AMX
+  struct alignas(64) TileConfig {
+    std::uint8_t palette, start_row, reserved[14];
+    std::uint16_t colsb[16];
+    std::uint8_t rows[16];
+  } config{};
+  config.palette = 1;
+  for (int t = 0; t < 8; ++t) {
+    config.colsb[t] = 64;
+    config.rows[t] = 16;
+  }
+  _tile_loadconfig(&config);
+#endif
   for (index_t pc = 0; pc < job.k; pc += job.kcb) {
-    const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb, kp = (kc + 1) / 2;
+    const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb, kp = pairs(kc);
     pack_b(job.trans_b, kc, nc, job.trans_b ? job.b + j0 * job.ldb + pc : job.b + pc * job.ldb + j0,
            job.ldb, bp);
     const Epilogue ep{job.alpha, job.beta, pc == 0, pc + kc >= job.k,
@@ -362,6 +465,9 @@ bool run_task(const Job& job, index_t t) {
                    job.ldc, ep);
     }
   }
+#if MLPFAST_BF16_AMX
+  _tile_release();
+#endif
   return true;
 }
 
@@ -413,7 +519,8 @@ bool gemm_try(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float
   job.trans_b = trans_b;
   job.n = n;
   job.k = k;
-  job.kcb = (blocks_of(k, blocks_of(k, KC)) + 1) / 2 * 2;  // equal blocks, an even size
+  // equal blocks, an even size (a multiple of 32 for AMX: whole tile rows of pairs)
+  job.kcb = blocks_of(blocks_of(k, blocks_of(k, KC)), 2 * kPairAlign) * 2 * kPairAlign;
   job.lda = lda;
   job.b = b;
   job.ldb = ldb;
@@ -468,8 +575,10 @@ void gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, floa
 
 }  // namespace
 
-#if MLPFAST_BF16_NATIVE
-void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_native = &gemm_bf16; }
+#if MLPFAST_BF16_AMX
+void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_amx = &gemm_bf16; }
+#elif MLPFAST_BF16_NATIVE
+void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_dot = &gemm_bf16; }
 #else
 void register_bf16(KernelSet<float>& f32, KernelSet<double>&) { f32.gemm_bf16 = &gemm_bf16; }
 #endif
