@@ -119,6 +119,26 @@ constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
 constexpr index_t pairs(index_t kc) { return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign; }
 constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // as gemm_kernels.cpp
 
+// With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
+// round_bf16 reproduces (tests/test_bf16.py checks the kernels against each other and NumPy).
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+constexpr bool kCvt = true;
+// 16 words: pair(r0[t], r1[t]) for t < 16 (r1 null: high halves zero).
+inline __m512i pairs_of_rows(const float* r0, const float* r1) {
+  const __m512 x0 = _mm512_loadu_ps(r0), x1 = r1 ? _mm512_loadu_ps(r1) : _mm512_setzero_ps();
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                              24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+                                              1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+}
+// 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values).
+inline __m512i pairs_of_run(const float* s) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
+}
+#else
+constexpr bool kCvt = false;
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Packing: dst[q * W + j] = pair(op[2q][j], op[2q+1][j]) for q < ceil(kc / 2), j < W; the
 // missing odd element of an odd kc and the columns j >= w are zero.
@@ -132,6 +152,13 @@ void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst)
     const float* r0 = src + p * lds;
     const float* r1 = p + 1 < kc ? r0 + lds : nullptr;
     int j = 0;
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+    if (w == W && W % 16 == 0) {
+      for (int v = 0; v < W; v += 16)
+        _mm512_storeu_si512(dst + v, pairs_of_rows(r0 + v, r1 ? r1 + v : nullptr));
+      continue;
+    }
+#endif
     if (w == W && W % L == 0) {
       MLPFAST_UNROLL
       for (int v = 0; v < W / L; ++v) {
@@ -157,8 +184,21 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
   for (int j = 0; j < w; ++j) {
     const float* s = src + j * lds;
     index_t q = 0;
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+    for (; 2 * q + 32 <= kc; q += 16) {
+      const __m512i x = pairs_of_run(s + 2 * q);
+      if (W == 1) {
+        _mm512_storeu_si512(dst + q, x);
+      } else {
+        alignas(64) word t[16];
+        _mm512_store_si512(t, x);
+        MLPFAST_UNROLL
+        for (int u = 0; u < 16; ++u) dst[(q + u) * W + j] = t[u];
+      }
+    }
+#endif
 #if MLPFAST_HAVE_VECTOR_EXT
-    if constexpr (L >= 2) {
+    if constexpr (L >= 2 && !kCvt) {
       typedef std::uint64_t vq MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
       for (; 2 * q + L <= kc; q += L / 2) {
         const vq x = bits<vq>(round_bf16(loadw(s + 2 * q)));
@@ -192,7 +232,16 @@ void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t l
   for (index_t p = 0; p < kc; p += 2) {  // rows p and p + 1 of a hold op(A)[:, p], [:, p + 1]
     const float* r0 = a + p * lda;
     const float* r1 = p + 1 < kc ? r0 + lda : nullptr;
-    for (index_t i = 0; i < mc; ++i)
+    index_t i = 0;
+#if MLPFAST_BF16_AMX
+    for (; i + 16 <= mc; i += 16) {
+      alignas(64) word t[16];
+      _mm512_store_si512(t, pairs_of_rows(r0 + i, r1 ? r1 + i : nullptr));
+      MLPFAST_UNROLL
+      for (int u = 0; u < 16; ++u) ap[(i + u) * kp + p / 2] = t[u];
+    }
+#endif
+    for (; i < mc; ++i)
       ap[i * kp + p / 2] = (round_bf16(bits<word>(r0[i])) >> 16) |
                            (r1 ? round_bf16(bits<word>(r1[i])) : 0);
   }

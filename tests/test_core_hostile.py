@@ -679,11 +679,34 @@ def test_set_isa_embedded_nul_rejected():
     raise AssertionError(f"set_isa({level + chr(0) + 'garbage'!r}) was accepted")
 
 
+@settings(SETTINGS, max_examples=50)
+@given(
+    st.one_of(
+        st.text(max_size=20),
+        st.sampled_from(["best", "emulated", "avx512_bf16", "amx", "amx\0", "AMX", " best"]),
+        st.none(),
+        st.integers(),
+    )
+)
+def test_set_bf16_kernel_hostile(name):
+    before = core.bf16_kernel()
+    try:
+        core.set_bf16_kernel(name)
+    except (TypeError, ValueError):
+        assert core.bf16_kernel() == before  # a refused kernel changes nothing
+        return
+    finally:
+        after = core.bf16_kernel()
+        core.set_bf16_kernel("best")
+    assert name == "best" or (name in core.bf16_kernels() and after == name)
+
+
 def test_informational_entry_points():
     assert core.isa() in core.available_isas()
     assert set(core.available_isas()) <= set(core.ISA_LEVELS)
     assert core.max_threads() >= 1
-    for fn in (core.isa, core.available_isas, core.max_threads):
+    assert core.bf16_kernel() in core.bf16_kernels() and core.bf16_kernels()[0] == "emulated"
+    for fn in (core.isa, core.available_isas, core.max_threads, core.bf16_kernel, core.bf16_kernels):
         with pytest.raises(TypeError):
             fn(1)
 
@@ -700,6 +723,9 @@ def test_every_entry_point_is_covered():
         "isa",
         "available_isas",
         "max_threads",
+        "bf16_kernels",
+        "bf16_kernel",
+        "set_bf16_kernel",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")
