@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mlpfast import _core  # noqa: E402
+
 from _peers import (  # noqa: E402
     LECTURE_UNITS,
     TorchLoop,
@@ -31,8 +33,6 @@ from _peers import (  # noqa: E402
     synthetic_classification,
     torch_available,
 )
-
-from mlpfast import _core  # noqa: E402
 
 SHAPES = [(100, 784, 500), (256, 784, 500), (1024, 784, 500)]
 
@@ -149,7 +149,7 @@ def bench_epoch(rounds, n_samples):
             X_t, y_t = loop.tensors(X, y)
             order_t = torch.from_numpy(order)
 
-            def epoch(loop=loop, X_t=X_t, y_t=y_t, autocast=autocast):
+            def epoch(loop=loop, X_t=X_t, y_t=y_t, autocast=autocast, order_t=order_t):
                 if autocast:
                     with torch.autocast("cpu", dtype=torch.bfloat16):
                         loop.epoch(X_t, y_t, 100, order_t)

@@ -280,9 +280,8 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
     auto fn = ks.gemm;
     if constexpr (std::is_same<T, float>::value)
       if (bf16) fn = mlpfast::bf16_gemm(ks);
-    fn(trans_a != A.transposed, trans_b != B.transposed, m, n, k,
-                               static_cast<T>(alpha), A.data, A.ld, B.data, B.ld,
-                               static_cast<T>(beta), c, n, bias, act);
+    fn(trans_a != A.transposed, trans_b != B.transposed, m, n, k, static_cast<T>(alpha), A.data,
+       A.ld, B.data, B.ld, static_cast<T>(beta), c, n, bias, act);
   }
   return out;
 }
@@ -812,8 +811,8 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
 // the dtype numpy gives X @ coefs_ (float32 only when X and params both are; the other operand
 // is converted exactly), with the same kernels. With proba and one output (a binary
 // classifier), the result is scikit-learn's [1 - p, p] columns. A model with
-// matmul_precision="bfloat16" (state's entry) computes in float32 with the bf16 GEMM. The GIL is released around the
-// finiteness scan, the conversions and the forward pass.
+// matmul_precision="bfloat16" (state's entry) computes in float32 with the bf16 GEMM. The GIL is
+// released around the finiteness scan, the conversions and the forward pass.
 
 // state[key] when it is a numpy array, else None (a borrowed handle).
 py::handle fast_array_item(const py::dict& state, const char* key) {

@@ -66,7 +66,8 @@ struct Level {
 
 // The compiled levels, worst to best.
 const Level kLevels[] = {
-#define MLPFAST_LEVEL(ns) {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_bf16, &cpu_has_##ns},
+#define MLPFAST_LEVEL(ns) \
+  {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_bf16, &cpu_has_##ns},
     MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
 };
@@ -153,7 +154,9 @@ bool set_isa(const char* name) {
 namespace {
 std::atomic<int> g_bf16_kernel{int(Bf16Kernel::best)};
 }
-Bf16Kernel bf16_kernel_choice() { return Bf16Kernel(g_bf16_kernel.load(std::memory_order_acquire)); }
+Bf16Kernel bf16_kernel_choice() {
+  return Bf16Kernel(g_bf16_kernel.load(std::memory_order_acquire));
+}
 void set_bf16_kernel(Bf16Kernel kernel) {
   g_bf16_kernel.store(int(kernel), std::memory_order_release);
 }

@@ -116,7 +116,9 @@ constexpr int kPairAlign = 1;
 constexpr int NR = NV * L;
 constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
 // Words per row of a packed K block of kc values: its pairs, padded for the tiles.
-constexpr index_t pairs(index_t kc) { return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign; }
+constexpr index_t pairs(index_t kc) {
+  return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign;
+}
 constexpr index_t kMinFlopsPerThread = index_t(1) << 21;  // as gemm_kernels.cpp
 
 // With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
@@ -126,9 +128,9 @@ constexpr bool kCvt = true;
 // 16 words: pair(r0[t], r1[t]) for t < 16 (r1 null: high halves zero).
 inline __m512i pairs_of_rows(const float* r0, const float* r1) {
   const __m512 x0 = _mm512_loadu_ps(r0), x1 = r1 ? _mm512_loadu_ps(r1) : _mm512_setzero_ps();
-  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
-                                              24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
-                                              1, 16, 0);
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
 }
 // 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values).
@@ -242,8 +244,8 @@ void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t l
     }
 #endif
     for (; i < mc; ++i)
-      ap[i * kp + p / 2] = (round_bf16(bits<word>(r0[i])) >> 16) |
-                           (r1 ? round_bf16(bits<word>(r1[i])) : 0);
+      ap[i * kp + p / 2] =
+          (round_bf16(bits<word>(r0[i])) >> 16) | (r1 ? round_bf16(bits<word>(r1[i])) : 0);
   }
 }
 
@@ -281,14 +283,24 @@ struct Epilogue {
   Activation act;
 };
 
-// One vector of a finished tile: alpha * acc (+ beta * C) (+ bias, act on the last K block).
-inline vf finish(vf acc, const float* ci, const float* bias, bool read_c, vf alpha, vf beta,
-                 const Epilogue& ep) {
-  vf x = ep.alpha == 1.0f ? acc : alpha * acc;
-  if (read_c) x += beta * loadu(ci);
-  if (ep.last && ep.bias) x += loadu(bias);
-  if (ep.last) x = act_vec<float>(ep.act, x);
-  return x;
+// The epilogue of an MR x (N vectors) tile whose sums are in `sums` (row stride NR), shared by
+// the kernels: C = alpha * sums (+ beta * C on the first K block, + C on later ones), then on
+// the last K block + bias and the activation.
+template <int N>
+void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep) {
+  const bool read_c = !ep.first || ep.beta != 0.0f;
+  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  for (int i = 0; i < MR; ++i, sums += NR, c += ldc) {
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) {
+      vf x = ep.alpha == 1.0f ? load(sums + v * L) : alpha * load(sums + v * L);
+      if (read_c) x += beta * loadu(c + v * L);
+      if (ep.last && ep.bias) x += loadu(ep.bias + v * L);
+      storeu(c + v * L, ep.last ? act_vec<float>(ep.act, x) : x);
+    }
+    if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
+      act_row(ep.act, c, N * L);
+  }
 }
 
 #if MLPFAST_BF16_AMX
@@ -320,31 +332,14 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
     _tile_stored(1, acc + 16, NR * 4);
     _tile_stored(3, acc + 16 * NR + 16, NR * 4);
   }
-  const bool read_c = !ep.first || ep.beta != 0.0f;
-  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v)
-      storeu(ci + v * L,
-             finish(load(acc + i * NR + v * L), ci + v * L, ep.bias ? ep.bias + v * L : nullptr,
-                    read_c, alpha, beta, ep));
-  }
-  if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
-    for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, N * L);
+  finish_tile<N>(acc, c, ldc, ep);
 }
 #else
 template <int N>
 void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
              float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
-  for (int i = 0; i < MR; ++i)
-    for (int off = 0; off < N * L; off += 16) MLPFAST_PREFETCH_W(c + i * ldc + off);
-  vf acc[MR][N];
-  MLPFAST_UNROLL
-  for (int i = 0; i < MR; ++i) {
-    MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v) acc[i][v] = vf{};
-  }
+  for (int i = 0; i < MR; ++i) MLPFAST_PREFETCH_W(c + i * ldc);  // C is read after the loop
+  vf acc[MR][N] = {};
   for (index_t q = 0; q < kp; ++q, ap += MR, bp += NR) {
 #if MLPFAST_BF16_NATIVE
     __m512bh bv[N];
@@ -376,18 +371,13 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
     }
 #endif
   }
-  const bool read_c = !ep.first || ep.beta != 0.0f;
-  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  alignas(64) float sums[MR * NR];
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
     MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v)
-      storeu(ci + v * L, finish(acc[i][v], ci + v * L, ep.bias ? ep.bias + v * L : nullptr, read_c,
-                                alpha, beta, ep));
+    for (int v = 0; v < N; ++v) storeu(sums + i * NR + v * L, acc[i][v]);
   }
-  if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
-    for (int i = 0; i < MR; ++i) act_row(ep.act, c + i * ldc, N * L);
+  finish_tile<N>(sums, c, ldc, ep);
 }
 #endif
 
@@ -429,197 +419,162 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
         for (int j = 0; j < nv * L; ++j)
           tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : 0.0f;
       ukernel_n(nv, kp, as, bp, tile, NR, ept);
-      for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
+      for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Buffers (per thread, kept between calls, 64-byte aligned) and the job shared by a team.
-struct Buffer {
-  void* p = nullptr;
-  std::size_t bytes = 0;
-  word* get(std::size_t words) {
-    const std::size_t need = words * sizeof(word);
-    if (need > bytes) {
-      std::free(p);
-      const std::size_t size = (need + 4095) & ~std::size_t(4095);
-      p = std::aligned_alloc(64, size);
-      bytes = p ? size : 0;
-    }
-    return static_cast<word*>(p);
-  }
-  ~Buffer() { std::free(p); }
+// Scratch (per thread, kept between calls, 64-byte aligned, freed when the thread exits).
+struct Scratch {
+  word* p = nullptr;
+  std::size_t words = 0;
+  ~Scratch() { std::free(p); }
 };
-thread_local Buffer tl_a, tl_b;
+thread_local Scratch tl_a;  // the calling thread's: packed A, shared by its team
+thread_local Scratch tl_b;  // every thread's own: its packed B panel
 
-struct Job {
-  bool trans_a, trans_b;
-  index_t m, n, k, kcb, mpad;
-  const float* a;
-  index_t lda;
-  const float* b;
-  index_t ldb;
-  float alpha, beta;
-  float* c;
-  index_t ldc;
-  const float* bias;
-  Activation act;
-  word* ap;  // packed A: the K block at pc starts at ap + mpad * pc / 2 (kcb is even)
-  index_t rows, cols, tasks_m, tasks_n;
-};
+// s.p with room for `words` words, or null when out of memory.
+word* room(Scratch& s, std::size_t words) {
+  if (words <= s.words) return s.p;
+  std::free(s.p);
+  s.words = (words + 1023) / 1024 * 1024;  // whole 4 KiB pages
+  s.p = static_cast<word*>(std::aligned_alloc(64, s.words * sizeof(word)));
+  if (!s.p) s.words = 0;
+  return s.p;
+}
 
 index_t blocks_of(index_t extent, index_t size) { return (extent + size - 1) / size; }
+index_t least(index_t x, index_t y) { return x < y ? x : y; }
 
-// Packing unit u of A: K block u / row_blocks, MC rows u % row_blocks.
-void pack_a_unit(const Job& job, index_t u) {
-  const index_t row_blocks = blocks_of(job.m, MC);
-  const index_t pc = u / row_blocks * job.kcb, ic = u % row_blocks * MC;
-  const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb;
-  const index_t mc = job.m - ic < MC ? job.m - ic : MC;
-  pack_a(job.trans_a, mc, kc, job.trans_a ? job.a + pc * job.lda + ic : job.a + ic * job.lda + pc,
-         job.lda, job.ap + job.mpad * pc / 2 + ic * pairs(kc));
-}
+// One product (a row super-block of it), shared by a team: the operands, the packed A (the K
+// block at pc starts at ap + mpad * pc / 2: kcb is even) and the task grid.
+struct Job {
+  bool trans_a, trans_b;
+  const float *a, *b, *bias;
+  float* c;
+  index_t lda, ldb, ldc;
+  float alpha, beta;
+  Activation act;
+  index_t m, n, k, kcb, mpad;
+  word* ap;
+  index_t rows, cols, tasks_m, tasks_n;
 
-// Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
-bool run_task(const Job& job, index_t t) {
-  const index_t i0 = t / job.tasks_n * job.rows, j0 = t % job.tasks_n * job.cols;
-  const index_t i1 = i0 + job.rows < job.m ? i0 + job.rows : job.m;
-  const index_t nc = job.n - j0 < job.cols ? job.n - j0 : job.cols;
-  word* bp = tl_b.get(std::size_t(blocks_of(nc, NR) * NR) * std::size_t(job.kcb / 2));
-  if (!bp) return false;
-#if MLPFAST_BF16_AMX
-  struct alignas(64) TileConfig {
-    std::uint8_t palette, start_row, reserved[14];
-    std::uint16_t colsb[16];
-    std::uint8_t rows[16];
-  } config{};
-  config.palette = 1;
-  for (int t = 0; t < 8; ++t) {
-    config.colsb[t] = 64;
-    config.rows[t] = 16;
+  // A's packing unit u: K block u / row_blocks, MC rows u % row_blocks.
+  void pack_a_unit(index_t u) const {
+    const index_t row_blocks = blocks_of(m, MC), pc = u / row_blocks * kcb,
+                  ic = u % row_blocks * MC;
+    const index_t kc = least(k - pc, kcb);
+    const float* src = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
+    pack_a(trans_a, least(m - ic, MC), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
   }
-  _tile_loadconfig(&config);
+
+  // Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
+  bool run_task(index_t t) const {
+    const index_t i0 = t / tasks_n * rows, j0 = t % tasks_n * cols;
+    const index_t i1 = least(i0 + rows, m), nc = least(n - j0, cols);
+    word* bp = room(tl_b, std::size_t(blocks_of(nc, NR) * NR) * std::size_t(kcb / 2));
+    if (!bp) return false;
+#if MLPFAST_BF16_AMX
+    // every tile 16 rows x 64 bytes (palette 1), loaded for this thread, released at the end
+    struct alignas(64) TileConfig {
+      std::uint8_t palette, start_row, reserved[14];
+      std::uint16_t colsb[16];
+      std::uint8_t rows[16];
+    } config{};
+    config.palette = 1;
+    for (int tile = 0; tile < 8; ++tile) config.colsb[tile] = 64, config.rows[tile] = 16;
+    _tile_loadconfig(&config);
 #endif
-  for (index_t pc = 0; pc < job.k; pc += job.kcb) {
-    const index_t kc = job.k - pc < job.kcb ? job.k - pc : job.kcb, kp = pairs(kc);
-    pack_b(job.trans_b, kc, nc, job.trans_b ? job.b + j0 * job.ldb + pc : job.b + pc * job.ldb + j0,
-           job.ldb, bp);
-    const Epilogue ep{job.alpha, job.beta, pc == 0, pc + kc >= job.k,
-                      job.bias ? job.bias + j0 : nullptr, job.act};
-    for (index_t ic = i0; ic < i1; ic += MC) {
-      const index_t mc = i1 - ic < MC ? i1 - ic : MC;
-      macro_kernel(mc, nc, kp, job.ap + job.mpad * pc / 2 + ic * kp, bp, job.c + ic * job.ldc + j0,
-                   job.ldc, ep);
+    for (index_t pc = 0; pc < k; pc += kcb) {  // K blocks: the only loop that adds into C
+      const index_t kc = least(k - pc, kcb), kp = pairs(kc);
+      pack_b(trans_b, kc, nc, trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0, ldb, bp);
+      const Epilogue ep{alpha, beta, pc == 0, pc + kc >= k, bias ? bias + j0 : nullptr, act};
+      for (index_t ic = i0; ic < i1; ic += MC)
+        macro_kernel(least(i1 - ic, MC), nc, kp, ap + mpad * pc / 2 + ic * kp, bp,
+                     c + ic * ldc + j0, ldc, ep);
     }
-  }
 #if MLPFAST_BF16_AMX
-  _tile_release();
+    _tile_release();
 #endif
-  return true;
-}
-
-// About two tasks per thread: columns first (vector multiples, NC at most; each task packs its
-// own B panel), then rows (MR multiples) for the rest.
-void plan_tasks(Job& job, int nt) {
-  const index_t want = nt > 1 ? 2 * index_t(nt) : 1;
-  const index_t vectors = blocks_of(job.n, L);
-  index_t tn = want < vectors ? want : vectors;
-  job.cols = blocks_of(vectors, tn) * L;
-  if (job.cols > NC) job.cols = NC;
-  job.tasks_n = blocks_of(job.n, job.cols);
-  const index_t slivers = blocks_of(job.m, MR);
-  index_t tm = blocks_of(want, job.tasks_n);
-  if (tm > slivers) tm = slivers;
-  job.rows = blocks_of(slivers, tm) * MR;
-  job.tasks_m = blocks_of(job.m, job.rows);
-}
-
-// C = act(beta * C + bias) for k == 0 or alpha == 0 (no products, as the float GEMM).
-void scale_c(index_t m, index_t n, float beta, float* c, index_t ldc, const float* bias,
-             Activation act) {
-  for (index_t i = 0; i < m; ++i) {
-    float* ci = c + i * ldc;
-    for (index_t j = 0; j < n; ++j)
-      ci[j] = (beta == 0.0f ? 0.0f : beta * ci[j]) + (bias ? bias[j] : 0.0f);
-    act_row(act, ci, n);
+    return true;
   }
+
+  // About two tasks per thread: columns first (vector multiples, NC at most; each task packs
+  // its own B panel), then rows (MR multiples) for the rest.
+  void plan(int nt) {
+    const index_t want = nt > 1 ? 2 * index_t(nt) : 1, vectors = blocks_of(n, L);
+    cols = least(blocks_of(vectors, least(want, vectors)) * L, NC);
+    tasks_n = blocks_of(n, cols);
+    const index_t slivers = blocks_of(m, MR);
+    rows = blocks_of(slivers, least(blocks_of(want, tasks_n), slivers)) * MR;
+    tasks_m = blocks_of(m, rows);
+  }
+
+  // Packs A (units shared out) and runs the tasks on `team` threads; false when out of memory.
+  bool run(int team) {
+    const index_t units = blocks_of(k, kcb) * blocks_of(m, MC), tasks = tasks_m * tasks_n;
+    bool ok = true;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(team) if (team > 1) reduction(&& : ok)
+#endif
+    {
+      // dynamic: a thread kept off its core by another process hands its share on
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index_t u = 0; u < units; ++u) pack_a_unit(u);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index_t t = 0; t < tasks; ++t) ok = run_task(t) && ok;
+    }
+    return ok;
+  }
+};
+
+// Threads for an m x n x k product: ~20 us of work each at least (as gemm_kernels.cpp), one
+// inside someone else's parallel region.
+int team_size(index_t m, index_t n, index_t k) {
+#ifdef _OPENMP
+  const double per_thread = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
+  const int most = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return per_thread >= double(most) ? most : (per_thread < 1.0 ? 1 : int(per_thread));
+#else
+  (void)m, (void)n, (void)k;
+  return 1;
+#endif
 }
 
 // Packed A of one row super-block stays under this many words (rows beyond: more super-blocks,
 // which changes no arithmetic).
 constexpr index_t kMaxPackedAWords = index_t(4) << 20;
 
-// Returns false when a buffer could not be allocated (nothing useful written then).
-bool gemm_try(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
-              const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
-              index_t ldc, const float* bias, Activation act) {
-  int nt = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel()) {
-    const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
-    nt = omp_get_max_threads();
-    if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
-  }
-#endif
-  Job job{};
-  job.trans_a = trans_a;
-  job.trans_b = trans_b;
-  job.n = n;
-  job.k = k;
-  // equal blocks, an even size (a multiple of 32 for AMX: whole tile rows of pairs)
-  job.kcb = blocks_of(blocks_of(k, blocks_of(k, KC)), 2 * kPairAlign) * 2 * kPairAlign;
-  job.lda = lda;
-  job.b = b;
-  job.ldb = ldb;
-  job.alpha = alpha;
-  job.beta = beta;
-  job.ldc = ldc;
-  job.bias = bias;
-  job.act = act;
-  const index_t kp_total = blocks_of(k, job.kcb) * (job.kcb / 2);  // >= the words per row
-  index_t rows = kMaxPackedAWords / kp_total;
-  if (rows < MC) rows = MC;
-  rows = blocks_of(blocks_of(m, blocks_of(m, rows)), MR) * MR;  // equal super-blocks
-  for (index_t r0 = 0; r0 < m; r0 += rows) {
-    job.m = m - r0 < rows ? m - r0 : rows;
-    job.mpad = blocks_of(job.m, MR) * MR;
-    job.a = trans_a ? a + r0 : a + r0 * lda;
-    job.c = c + r0 * ldc;
-    job.ap = tl_a.get(std::size_t(job.mpad) * std::size_t(kp_total));
-    if (!job.ap) return false;
-    plan_tasks(job, nt);
-    const index_t units = blocks_of(k, job.kcb) * blocks_of(job.m, MC);
-    const index_t tasks = job.tasks_m * job.tasks_n;
-    const int team = nt < tasks ? nt : int(tasks);
-    bool ok = true;
-    if (team <= 1) {
-      for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
-      for (index_t t = 0; t < tasks && ok; ++t) ok = run_task(job, t);
-    } else {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(team) reduction(&& : ok)
-      {
-#pragma omp for schedule(dynamic, 1)
-        for (index_t u = 0; u < units; ++u) pack_a_unit(job, u);
-#pragma omp for schedule(dynamic, 1)
-        for (index_t t = 0; t < tasks; ++t) ok = run_task(job, t) && ok;
-      }
-#endif
-    }
-    if (!ok) return false;
-  }
-  return true;
-}
-
 void gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
                const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
                index_t ldc, const float* bias, Activation act) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0 || alpha == 0.0f) return scale_c(m, n, beta, c, ldc, bias, act);
-  if (!gemm_try(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act))
-    throw std::bad_alloc();
+  if (k <= 0 || alpha == 0.0f)  // no products: C = act(beta * C + bias), the float GEMM's way
+    return kernels<float>().gemm(trans_a, trans_b, m, n, 0, alpha, a, lda, b, ldb, beta, c, ldc,
+                                 bias, act);
+  // equal K blocks of an even size (a multiple of 32 for AMX: whole tile rows of pairs)
+  const index_t kcb = blocks_of(blocks_of(k, blocks_of(k, KC)), 2 * kPairAlign) * 2 * kPairAlign;
+  const index_t kp_total = blocks_of(k, kcb) * (kcb / 2);  // >= the words of a row of A
+  Job job{trans_a, trans_b, a, b, bias, c, lda,     ldb, ldc, alpha, beta,
+          act,     0,       n, k, kcb,  0, nullptr, 0,   0,   0,     0};
+  // row super-blocks (equal, MR multiples) whose packed A fits kMaxPackedAWords
+  const index_t most = kMaxPackedAWords / kp_total > MC ? kMaxPackedAWords / kp_total : MC;
+  const index_t rows = blocks_of(blocks_of(m, blocks_of(m, most)), MR) * MR;
+  const int nt = team_size(m, n, k);
+  for (index_t r0 = 0; r0 < m; r0 += rows) {
+    job.m = least(m - r0, rows);
+    job.mpad = blocks_of(job.m, MR) * MR;
+    job.a = trans_a ? a + r0 : a + r0 * lda;
+    job.c = c + r0 * ldc;
+    job.ap = room(tl_a, std::size_t(job.mpad) * std::size_t(kp_total));
+    job.plan(nt);
+    if (!job.ap || !job.run(int(least(nt, job.tasks_m * job.tasks_n)))) throw std::bad_alloc();
+  }
 }
 
 }  // namespace

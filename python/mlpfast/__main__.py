@@ -108,9 +108,14 @@ def main(argv=None):
         f"solver={args.solver!r}, max_iter={args.epochs})"
     )
 
-    precisions = ["highest", "bfloat16"] if args.matmul_precision == "both" else [args.matmul_precision]
+    precisions = (
+        ["highest", "bfloat16"] if args.matmul_precision == "both" else [args.matmul_precision]
+    )
     runs = [
-        ("mlpfast" + ("" if p == "highest" else " " + p), MLPClassifier(matmul_precision=p, **params))
+        (
+            "mlpfast" + ("" if p == "highest" else " " + p),
+            MLPClassifier(matmul_precision=p, **params),
+        )
         for p in precisions
     ]
     if not args.no_sklearn:
@@ -130,14 +135,15 @@ def main(argv=None):
     for label, model, seconds, epochs, samples in rows:
         rate = f"{samples / seconds:>10.0f}" if samples else f"{'-':>10}"
         print(
-            f"  {label:<{width}} {epochs:>6} {seconds:>8.3f} {1e3 * seconds / max(epochs, 1):>9.2f} "
-            f"{rate} {model.score(X_test, y_test):>8.4f}"
+            f"  {label:<{width}} {epochs:>6} {seconds:>8.3f} "
+            f"{1e3 * seconds / max(epochs, 1):>9.2f} {rate} {model.score(X_test, y_test):>8.4f}"
         )
     if len(precisions) == 2:
         (_, m32, t32, e32, _), (_, m16, t16, e16, _) = rows[:2]
+        speedup = (t32 / max(e32, 1)) / (t16 / max(e16, 1))
         print(
-            f"\n  bfloat16 over highest: {(t32 / max(e32, 1)) / (t16 / max(e16, 1)):.2f}x per epoch; "
-            f"test accuracy {m16.score(X_test, y_test) - m32.score(X_test, y_test):+.4f}"
+            f"\n  bfloat16 over highest: {speedup:.2f}x per epoch; test accuracy "
+            f"{m16.score(X_test, y_test) - m32.score(X_test, y_test):+.4f}"
         )
     if not args.no_sklearn:
         (_, ours, t_ours, e_ours, _), (_, theirs, t_theirs, e_theirs, _) = rows[0], rows[-1]
