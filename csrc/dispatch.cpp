@@ -60,17 +60,21 @@ struct Level {
   const char* name;
   void (*register_gemm)(KernelSet<float>&, KernelSet<double>&);
   void (*register_vector)(KernelSet<float>&, KernelSet<double>&);
+  void (*register_sparse)(KernelSet<float>&, KernelSet<double>&);
   void (*register_bf16)(KernelSet<float>&, KernelSet<double>&);
   bool (*cpu_has)();
 };
 
 // The compiled levels, worst to best.
-const Level kLevels[] = {
+const Level kLevels[] =
+    {
 #define MLPFAST_LEVEL(ns) \
-  {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_bf16, &cpu_has_##ns},
-    MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
+  {                       \
+    #ns, &ns::register_gemm, &ns::register_vector, &ns::register_sparse, &ns::register_bf16,
+        &cpu_has_##ns},
+            MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
-};
+};  // namespace
 constexpr int kNumLevels = sizeof(kLevels) / sizeof(kLevels[0]);
 
 KernelTable make_table(const Level& level) {
@@ -78,6 +82,7 @@ KernelTable make_table(const Level& level) {
   t.name = level.name;
   level.register_gemm(t.f32, t.f64);
   level.register_vector(t.f32, t.f64);
+  level.register_sparse(t.f32, t.f64);
   level.register_bf16(t.f32, t.f64);
 #if MLPFAST_HAVE_BF16_NATIVE
   if (std::strcmp(level.name, "avx512") == 0 && cpu_has_avx512_bf16())
@@ -118,7 +123,7 @@ int active_index() {
   return g_active.load(std::memory_order_acquire);
 }
 
-}  // namespace
+}  // namespace mlpfast
 
 void init_dispatch() { active_index(); }
 

@@ -141,11 +141,13 @@ def test_other_inputs_take_sklearns_path(task, kind, spy, monkeypatch):
         assert_identical(got, expected)
 
 
-def test_sparse_input_raises_type_error_as_before():
+def test_sparse_input_takes_the_slow_path_with_the_same_result(spy):
     model = fitted("multiclass")
     for method in methods(model):
-        with pytest.raises(TypeError, match="sparse input is not supported"):
-            getattr(model, method)(sp.csr_matrix(X))
+        spy.clear()
+        got = getattr(model, method)(sp.csr_matrix(X))
+        assert not any(spy), f"{method}: the fast path answered a sparse X"
+        np.testing.assert_allclose(got, getattr(model, method)(X), rtol=1e-12, atol=1e-14)
 
 
 def _warning_texts(model, method, data):

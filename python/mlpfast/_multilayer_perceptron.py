@@ -22,8 +22,12 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   predicting while it trains, would otherwise read torn weights. They wait for each other
   instead (the lock is created on first use, never pickled, cloned or listed by get_params).
 
+Sparse X (scipy.sparse CSR or CSC, matrices and arrays; scikit-learn's validation converts other
+formats) reaches the core as CSR (``_engine_input``): only the first layer's products see the
+sparsity, and X is never densified.
+
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
-lbfgs; scikit-learn mixes float64 in); sparse input raises TypeError; the hidden activation may
+lbfgs; scikit-learn mixes float64 in); the hidden activation may
 be any the engine implements (``HIDDEN_ACTIVATIONS``: scikit-learn's and more); a fit that
 diverges raises scikit-learn's error but leaves the last finite weights (and stops at once
 instead of finishing the epochs in NaN).
@@ -70,18 +74,27 @@ _NON_FINITE_MSG = (
 )
 
 
-def _reject_sparse(X):
-    if sp.issparse(X):
-        raise TypeError(
-            "sparse input is not supported yet: mlpfast's MLP estimators need a dense array "
-            "(e.g. X.toarray())."
-        )
-
-
 def _float_dtype(*dtypes):
     """numpy's result type of the operands, if float32/float64, else float64 (as X @ W gives).
     Always numpy's own dtype instance (an unpickled array carries an equal but distinct one)."""
     return np.dtype(np.float32 if np.result_type(*dtypes) == np.float32 else np.float64)
+
+
+def _engine_input(X, dtype):
+    """X as the engine takes it: a C-contiguous array, or a CSR matrix (from CSR or CSC; never
+    densified), of the given dtype. No copy when X already is one."""
+    if sp.issparse(X):
+        return X.tocsr(copy=False).astype(dtype, copy=False)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _check_sparse_structure(X):
+    """scipy's full check of a sparse X's index arrays (ValueError when malformed: an index out
+    of range, indptr not monotonic), before the model is touched. scikit-learn's validation
+    does not look at them (its sparse products then read out of bounds); the core would raise
+    the same, but only after fit has re-drawn the weights."""
+    if sp.issparse(X):
+        X.check_format(full_check=True)
 
 
 def _owned_copy(array):
@@ -214,7 +227,11 @@ class _FlatParamsMixin:
                 np.full(units, PRELU_INIT_SLOPE, dtype=dtype) for units in layer_units[1:-1]
             ]
         self._flat_params()  # packs the fresh arrays into one buffer
-        self._best_params = self._params.copy()
+        # Only early stopping reads the best weights; without it, "best" means the live weights
+        # (as after early stopping; _update_no_improvement_count copies on first use), which
+        # saves a copy of all the weights: with a sparse X the first layer's can be most of the
+        # memory of a fit (bench/bench_sparse.py measures it against scikit-learn's).
+        self._best_params = self._params.copy() if self.early_stopping else self._params
 
     def __getstate__(self):
         with self._lock():  # not while another thread trains
@@ -252,23 +269,19 @@ class _FlatParamsMixin:
         """The engine calls' matmul_precision argument (none for "highest")."""
         return {"matmul_precision": "bfloat16"} if self._bf16() else {}
 
-    # --- validation: dense only -----------------------------------------------------------------
+    # --- validation: scikit-learn's (dense, or sparse CSR / CSC) -------------------------------
 
     def _validate_input(self, X, y, incremental, reset):
-        _reject_sparse(X)
         X, y = super()._validate_input(X, y, incremental, reset)
+        _check_sparse_structure(X)
         if self._bf16():  # bf16 products, float32 parameters and every other step
             X = X.astype(np.float32, copy=False)
         return X, y
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags
-
     def _engine_arrays(self, dtype, X, y, sample_weight):
-        """X, Y (2-D) and sample_weight as C-contiguous arrays of the parameters' dtype."""
-        X = np.ascontiguousarray(X, dtype=dtype)
+        """X (C-contiguous, or CSR when sparse), Y (2-D) and sample_weight in the parameters'
+        dtype."""
+        X = _engine_input(X, dtype)
         Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -278,13 +291,13 @@ class _FlatParamsMixin:
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            _reject_sparse(X)
-            X = validate_data(self, X, reset=False)
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            _check_sparse_structure(X)
         with self._lock():  # not while another thread trains
             params = self._flat_params()
             # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does (bf16: float32).
             dtype = np.dtype(np.float32) if self._bf16() else _float_dtype(X.dtype, params.dtype)
-            X = np.ascontiguousarray(X, dtype=dtype)
+            X = _engine_input(X, dtype)
             params = params.astype(dtype, copy=False)
             return _engine.forward(
                 params,
@@ -582,9 +595,10 @@ _DOC_SUFFIX = f"""
     {", ".join(map(repr, HIDDEN_ACTIVATIONS))}
     (formulas in ``mlpfast.reference`` and docs/architecture.md; "prelu" learns one slope per
     hidden unit, fitted attribute ``prelu_slopes_``); float32 input trains in float32.
+    X may be dense or scipy.sparse (CSR / CSC); sparse X is never densified.
     ``matmul_precision="bfloat16"`` (mlpfast's own parameter; default "highest") rounds the
-    operands of every matrix product to bfloat16 and sums in float32; parameters, optimizer and
-    loss stay float32 (float64 input too). Dense input only.
+    operands of every dense matrix product to bfloat16 and sums in float32; parameters,
+    optimizer and loss stay float32 (float64 input too).
 """
 
 
