@@ -66,15 +66,18 @@ struct Level {
 };
 
 // The compiled levels, worst to best.
-const Level kLevels[] =
-    {
-#define MLPFAST_LEVEL(ns) \
-  {                       \
-    #ns, &ns::register_gemm, &ns::register_vector, &ns::register_sparse, &ns::register_bf16,
-        &cpu_has_##ns},
-            MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
+const Level kLevels[] = {
+#define MLPFAST_LEVEL(ns)   \
+  {                         \
+      #ns,                  \
+      &ns::register_gemm,   \
+      &ns::register_vector, \
+      &ns::register_sparse, \
+      &ns::register_bf16,   \
+      &cpu_has_##ns},
+    MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
-};  // namespace
+};
 constexpr int kNumLevels = sizeof(kLevels) / sizeof(kLevels[0]);
 
 KernelTable make_table(const Level& level) {
@@ -123,7 +126,7 @@ int active_index() {
   return g_active.load(std::memory_order_acquire);
 }
 
-}  // namespace mlpfast
+}  // namespace
 
 void init_dispatch() { active_index(); }
 
