@@ -306,9 +306,13 @@ def test_invalid_matmul_precision_raises():
 def _expected_failed_checks(estimator):
     # dZ * sample_weight is rounded to bf16 before dW = A^T dZ: a weight of 3 is not three
     # repeated rows to float32 precision (the check's rtol is 1e-7); it is to bf16's (below)
+    why = (
+        "bf16 rounds dZ * sample_weight (a weight of 3 is not 3 repeated rows to 1e-7; "
+        "test_sample_weight_as_repetition_bf16)"
+    )
     return {
-        "check_sample_weight_equivalence_on_dense_data": "bf16 rounds dZ * sample_weight "
-        "(a weight of 3 is not 3 repeated rows to 1e-7; test_sample_weight_as_repetition_bf16)"
+        "check_sample_weight_equivalence_on_dense_data": why,
+        "check_sample_weight_equivalence_on_sparse_data": why,
     }
 
 
