@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -187,13 +188,45 @@ Activation epilogue_from_name(const py::object& name) {
   return enum_from_name<Activation>(name, kActivationNames, "activation", &is_epilogue);
 }
 
+// matmul_precision: "highest" (false) or "bfloat16" (true: the bf16 GEMM, float32 only). The
+// first bf16 call on a CPU (level) without AVX512-BF16 warns once that the emulated kernel runs.
+bool bf16_from_name(const py::object& name) {
+  if (!py::isinstance<py::str>(name))
+    throw py::type_error("matmul_precision must be a string, 'highest' or 'bfloat16'; got " +
+                         type_name(name));
+  const std::string s = name.cast<std::string>();
+  if (s == "highest") return false;
+  if (s != "bfloat16")
+    throw py::value_error("matmul_precision must be 'highest' or 'bfloat16'; got '" + s + "'");
+  static std::atomic<bool> warned{false};
+  const mlpfast::KernelSet<float>& ks = mlpfast::kernels<float>();
+  if (!ks.gemm_bf16_dot && !ks.gemm_bf16_amx && !warned.exchange(true))
+    if (PyErr_WarnEx(PyExc_RuntimeWarning,
+                     "matmul_precision='bfloat16': this CPU (or the selected ISA level) has "
+                     "neither AMX-BF16 nor AVX512-BF16; the bf16 products are emulated in "
+                     "float32 (same rounding of the operands, not faster)",
+                     1) != 0)
+      throw py::error_already_set();
+  return true;
+}
+
+// T is double with matmul_precision="bfloat16": a TypeError (the estimators convert to float32).
+template <typename T>
+void require_bf16_dtype(bool bf16) {
+  if (bf16 && !std::is_same<T, float>::value)
+    throw py::type_error(
+        "matmul_precision='bfloat16' needs float32 arrays (got float64); the estimators convert "
+        "float64 input to float32 for it");
+}
+
 // ---------------------------------------------------------------------------------------------
 // gemm
 
 template <typename T>
 py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
                      const py::object& bias_obj, Activation act, const py::object& out_obj,
-                     double alpha, double beta) {
+                     double alpha, double beta, bool bf16) {
+  require_bf16_dtype<T>(bf16);
   const index_t m = trans_a ? a.shape(1) : a.shape(0);
   const index_t k = trans_a ? a.shape(0) : a.shape(1);
   const index_t kb = trans_b ? b.shape(1) : b.shape(0);
@@ -245,16 +278,19 @@ py::array gemm_typed(const py::array& a, const py::array& b, bool trans_a, bool 
   {
     py::gil_scoped_release release;
     // A transposed buffer holds op(A)'s transpose already: flip the flag instead of copying.
-    mlpfast::kernels<T>().gemm(trans_a != A.transposed, trans_b != B.transposed, m, n, k,
-                               static_cast<T>(alpha), A.data, A.ld, B.data, B.ld,
-                               static_cast<T>(beta), c, n, bias, act);
+    const mlpfast::KernelSet<T>& ks = mlpfast::kernels<T>();
+    auto fn = ks.gemm;
+    if constexpr (std::is_same<T, float>::value)
+      if (bf16) fn = mlpfast::bf16_gemm(ks);
+    fn(trans_a != A.transposed, trans_b != B.transposed, m, n, k, static_cast<T>(alpha), A.data,
+       A.ld, B.data, B.ld, static_cast<T>(beta), c, n, bias, act);
   }
   return out;
 }
 
 py::array gemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b,
                const py::object& bias, const py::object& activation, const py::object& out,
-               double alpha, double beta) {
+               double alpha, double beta, const py::object& matmul_precision) {
   py::array a = as_ndarray(a_obj, "a"), b = as_ndarray(b_obj, "b");
   const DType ta = float_dtype(a, "a"), tb = float_dtype(b, "b");
   if (ta != tb)
@@ -264,8 +300,9 @@ py::array gemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, b
   if (a.ndim() != 2) throw py::value_error("a must be 2-D, got shape " + shape_str(a));
   if (b.ndim() != 2) throw py::value_error("b must be 2-D, got shape " + shape_str(b));
   const Activation act = epilogue_from_name(activation);
+  const bool bf16 = bf16_from_name(matmul_precision);
   return with_float_dtype(a, "a", [&](auto t) {
-    return gemm_typed<decltype(t)>(a, b, trans_a, trans_b, bias, act, out, alpha, beta);
+    return gemm_typed<decltype(t)>(a, b, trans_a, trans_b, bias, act, out, alpha, beta, bf16);
   });
 }
 
@@ -286,6 +323,40 @@ void set_isa(const std::string& name) {
     throw py::value_error("ISA level '" + name +
                           "' is unknown or not supported by this CPU; available: " + avail);
   }
+}
+
+// bf16 kernels (kernels.h Bf16Kernel): by name, for tests and benchmarks
+
+std::vector<std::string> bf16_kernels() {
+  const mlpfast::KernelSet<float>& k = mlpfast::kernels<float>();
+  std::vector<std::string> names{"emulated"};
+  if (k.gemm_bf16_dot) names.push_back("avx512_bf16");
+  if (k.gemm_bf16_amx) names.push_back("amx");
+  return names;
+}
+
+std::string bf16_kernel() {
+  const mlpfast::KernelSet<float>& k = mlpfast::kernels<float>();
+  const auto fn = mlpfast::bf16_gemm(k);
+  return fn == k.gemm_bf16_amx ? "amx" : fn == k.gemm_bf16_dot ? "avx512_bf16" : "emulated";
+}
+
+void set_bf16_kernel(const std::string& name) {
+  using mlpfast::Bf16Kernel;
+  const std::pair<const char*, Bf16Kernel> choices[] = {{"best", Bf16Kernel::best},
+                                                        {"emulated", Bf16Kernel::emulated},
+                                                        {"avx512_bf16", Bf16Kernel::avx512_bf16},
+                                                        {"amx", Bf16Kernel::amx}};
+  const auto have = bf16_kernels();
+  for (const auto& c : choices) {
+    if (name != c.first) continue;
+    if (name != "best" && std::find(have.begin(), have.end(), name) == have.end()) break;
+    return mlpfast::set_bf16_kernel(c.second);
+  }
+  std::string avail = "best";
+  for (const auto& s : have) avail += ", " + s;
+  throw py::value_error("bf16 kernel '" + name + "' is unknown or not available at ISA level '" +
+                        mlpfast::active_isa() + "' on this CPU; available: " + avail);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -705,11 +776,14 @@ py::array forward_typed(const Net& net, const py::object& params_obj, const py::
 
 py::array core_forward(const py::object& params, const py::object& layer_units,
                        const py::object& activation, const py::object& out_activation,
-                       const py::object& X) {
-  const Net net = parse_net(layer_units, activation, out_activation);
+                       const py::object& X, const py::object& matmul_precision) {
+  Net net = parse_net(layer_units, activation, out_activation);
+  net.spec.bf16 = bf16_from_name(matmul_precision);
   py::array p = as_ndarray(params, "params");
-  return with_float_dtype(
-      p, "params", [&](auto t) { return forward_typed<decltype(t)>(net, params, activation, X); });
+  return with_float_dtype(p, "params", [&](auto t) {
+    require_bf16_dtype<decltype(t)>(net.spec.bf16);
+    return forward_typed<decltype(t)>(net, params, activation, X);
+  });
 }
 
 template <typename T>
@@ -744,10 +818,12 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
 py::tuple core_loss_grad(const py::object& params, const py::object& layer_units,
                          const py::object& activation, const py::object& out_activation,
                          const py::object& X, const py::object& Y, const py::object& sample_weight,
-                         double alpha) {
-  const Net net = parse_net(layer_units, activation, out_activation);
+                         double alpha, const py::object& matmul_precision) {
+  Net net = parse_net(layer_units, activation, out_activation);
+  net.spec.bf16 = bf16_from_name(matmul_precision);
   py::array p = as_ndarray(params, "params");
   return with_float_dtype(p, "params", [&](auto t) {
+    require_bf16_dtype<decltype(t)>(net.spec.bf16);
     return loss_grad_typed<decltype(t)>(net, params, activation, X, as_ndarray(Y, "Y"),
                                         sample_weight, alpha);
   });
@@ -853,8 +929,10 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
                            const py::object& order, std::int64_t batch_size,
                            const std::string& solver, double alpha, double learning_rate,
                            double momentum, bool nesterov, double beta_1, double beta_2,
-                           double epsilon, std::int64_t t, const py::object& grad_norms) {
-  const Net net = parse_net(layer_units, activation, out_activation);
+                           double epsilon, std::int64_t t, const py::object& grad_norms,
+                           const py::object& matmul_precision) {
+  Net net = parse_net(layer_units, activation, out_activation);
+  net.spec.bf16 = bf16_from_name(matmul_precision);
   const auto solver_id = enum_from_name<mlpfast::Solver>(py::str(solver), kSolverNames, "solver");
   const std::pair<const char*, double> hyper[] = {
       {"alpha", alpha},       {"learning_rate", learning_rate},
@@ -869,6 +947,7 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
                                    beta_1,    beta_2, epsilon,       t};
   py::array p = as_ndarray(params, "params");
   return with_float_dtype(p, "params", [&](auto dt) {
+    require_bf16_dtype<decltype(dt)>(net.spec.bf16);
     return train_epoch_typed<decltype(dt)>(net, params, opt_state, activation, X,
                                            as_ndarray(Y, "Y"), sample_weight, order, batch_size,
                                            opts, grad_norms);
@@ -888,8 +967,9 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
 // columns and finite values. The result equals _forward_pass_fast's bit for bit: computed in
 // the dtype numpy gives X @ coefs_ (float32 only when X and params both are; the other operand
 // is converted exactly), with the same kernels. With proba and one output (a binary
-// classifier), the result is scikit-learn's [1 - p, p] columns. The GIL is released around the
-// finiteness scan, the conversions and the forward pass.
+// classifier), the result is scikit-learn's [1 - p, p] columns. A model with
+// matmul_precision="bfloat16" (state's entry) computes in float32 with the bf16 GEMM. The GIL is
+// released around the finiteness scan, the conversions and the forward pass.
 
 // state[key] when it is a numpy array, else None (a borrowed handle).
 py::handle fast_array_item(const py::dict& state, const char* key) {
@@ -1013,6 +1093,17 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
     return py::none();  // (the error is cleared as the exception object goes)
   }
   if (net.units[0] != X.shape(1) || net.n_params != params.size()) return py::none();
+  // matmul_precision="bfloat16" (a float32 model): computed in float32 whatever X's dtype
+  if (PyObject* precision = PyDict_GetItemString(state.ptr(), "matmul_precision")) {
+    if (!PyUnicode_Check(precision)) return py::none();
+    const std::string name = py::reinterpret_borrow<py::str>(precision);
+    if (name == "bfloat16") {
+      if (!has_dtype<float>(params)) return py::none();
+      net.spec.bf16 = true;
+      return fast_forward_out<float>(net.spec, params, X, proba);
+    }
+    if (name != "highest") return py::none();
+  }
   if (has_dtype<float>(X) && has_dtype<float>(params))
     return fast_forward_out<float>(net.spec, params, X, proba);
   return fast_forward_out<double>(net.spec, params, X, proba);
@@ -1104,19 +1195,30 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
         py::arg("activation") = py::none(), py::arg("out") = py::none(), py::arg("alpha") = 1.0,
-        py::arg("beta") = 0.0,
+        py::arg("beta") = 0.0, py::arg("matmul_precision") = "highest",
         R"doc(op(a) @ op(b) * alpha + beta * out (+ bias, then activation).
 
 op(x) is x.T when trans_x is set. a and b are float32 or float64 of the same dtype; the result
-has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).)doc");
+has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, n).
+matmul_precision="bfloat16" (float32 only): op(a) and op(b) rounded to bfloat16, products summed
+in float32, alpha applied to the sums.)doc");
+  m.def("bf16_kernels", &bf16_kernels,
+        "The bf16 GEMM kernels the active ISA level has on this CPU: 'emulated', then "
+        "'avx512_bf16' and 'amx' where present.");
+  m.def("bf16_kernel", &bf16_kernel, "The bf16 GEMM kernel matmul_precision='bfloat16' runs now.");
+  m.def("set_bf16_kernel", &set_bf16_kernel, py::arg("name"),
+        "Select the bf16 GEMM kernel: 'best' (the default: amx, else avx512_bf16, else emulated) "
+        "or one of bf16_kernels() (tests, benchmarks).");
 
   // training core
   m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"), py::arg("activation"),
-        py::arg("out_activation"), py::arg("X"),
+        py::arg("out_activation"), py::arg("X"), py::kw_only(),
+        py::arg("matmul_precision") = "highest",
         "The network's output for the rows of X (mlpfast.reference.forward).");
   m.def("loss_grad", &core_loss_grad, py::arg("params"), py::arg("layer_units"),
         py::arg("activation"), py::arg("out_activation"), py::arg("X"), py::arg("Y"),
-        py::arg("sample_weight") = py::none(), py::arg("alpha") = 0.0,
+        py::arg("sample_weight") = py::none(), py::arg("alpha") = 0.0, py::kw_only(),
+        py::arg("matmul_precision") = "highest",
         "(loss, grad) on one batch, grad laid out like params (mlpfast.reference.loss_grad).");
   m.def("train_epoch", &core_train_epoch, py::arg("params"), py::arg("opt_state"),
         py::arg("layer_units"), py::arg("activation"), py::arg("out_activation"), py::arg("X"),
@@ -1125,6 +1227,7 @@ has their dtype. out, when given, must be C-contiguous, writeable, of shape (m, 
         py::arg("learning_rate") = 1e-3, py::arg("momentum") = 0.9, py::arg("nesterov") = true,
         py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999, py::arg("epsilon") = 1e-8,
         py::arg("t") = 0, py::arg("grad_norms") = py::none(),
+        py::arg("matmul_precision") = "highest",
         R"doc(One epoch of mini-batch training, in place on params and opt_state.
 
 Same semantics as mlpfast.reference.train_epoch; returns (loss, t). Runs every batch in C++ with

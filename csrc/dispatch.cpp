@@ -21,6 +21,25 @@
 
 MLPFAST_ISA_LEVELS(MLPFAST_DECLARE_ISA)
 
+// The AVX512-BF16 GEMM (gemm_bf16.cpp compiled with -mavx512bf16, when the compiler can):
+// a capability of the avx512 level, added to its table on CPUs with AVX512_BF16.
+// AMX-BF16 tiles (the same source with -mamx-tile -mamx-bf16): on CPUs with AMX whose OS grants
+// the tile state (Linux: arch_prctl), added to the avx512 level too, and preferred.
+#if MLPFAST_HAVE_BF16_NATIVE
+namespace mlpfast {
+namespace avx512_bf16 {
+void register_bf16_native(KernelSet<float>& f32);
+}
+}  // namespace mlpfast
+#endif
+#if MLPFAST_HAVE_BF16_AMX
+namespace mlpfast {
+namespace amx_bf16 {
+void register_bf16_native(KernelSet<float>& f32);
+}
+}  // namespace mlpfast
+#endif
+
 namespace mlpfast {
 namespace {
 
@@ -38,13 +57,20 @@ struct Level {
   void (*register_gemm)(KernelSet<float>&, KernelSet<double>&);
   void (*register_vector)(KernelSet<float>&, KernelSet<double>&);
   void (*register_sparse)(KernelSet<float>&, KernelSet<double>&);
+  void (*register_bf16)(KernelSet<float>&, KernelSet<double>&);
   bool (*cpu_has)();
 };
 
 // The compiled levels, worst to best.
 const Level kLevels[] = {
-#define MLPFAST_LEVEL(ns) \
-  {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_sparse, &cpu_has_##ns},
+#define MLPFAST_LEVEL(ns)   \
+  {                         \
+      #ns,                  \
+      &ns::register_gemm,   \
+      &ns::register_vector, \
+      &ns::register_sparse, \
+      &ns::register_bf16,   \
+      &cpu_has_##ns},
     MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
 };
@@ -56,6 +82,15 @@ KernelTable make_table(const Level& level) {
   level.register_gemm(t.f32, t.f64);
   level.register_vector(t.f32, t.f64);
   level.register_sparse(t.f32, t.f64);
+  level.register_bf16(t.f32, t.f64);
+#if MLPFAST_HAVE_BF16_NATIVE
+  if (std::strcmp(level.name, "avx512") == 0 && cpu_has_avx512_bf16())
+    avx512_bf16::register_bf16_native(t.f32);
+#endif
+#if MLPFAST_HAVE_BF16_AMX
+  if (std::strcmp(level.name, "avx512") == 0 && cpu_has_amx_bf16() && request_amx_tiles())
+    amx_bf16::register_bf16_native(t.f32);
+#endif
   return t;
 }
 
@@ -118,6 +153,16 @@ bool set_isa(const char* name) {
     }
   }
   return false;
+}
+
+namespace {
+std::atomic<int> g_bf16_kernel{int(Bf16Kernel::best)};
+}
+Bf16Kernel bf16_kernel_choice() {
+  return Bf16Kernel(g_bf16_kernel.load(std::memory_order_acquire));
+}
+void set_bf16_kernel(Bf16Kernel kernel) {
+  g_bf16_kernel.store(int(kernel), std::memory_order_release);
 }
 
 }  // namespace mlpfast

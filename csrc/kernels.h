@@ -53,6 +53,16 @@ struct KernelSet {
   void (*gemm)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
                Activation act) = nullptr;
+  // matmul_precision="bfloat16" (gemm_bf16.cpp; float only, null for double): gemm's contract
+  // with op(A) and op(B) rounded to bf16, float32 sums. gemm_bf16: the emulated kernel (this
+  // level's vectors, any CPU); gemm_bf16_dot: AVX512-BF16 dot products (the same bits as the
+  // emulated one); gemm_bf16_amx: AMX-BF16 tiles (its own summation order). The last two are
+  // null unless this level and CPU have them. bf16_gemm() below picks one.
+  void (*gemm_bf16)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                    const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                    const T* bias, Activation act) = nullptr;
+  decltype(gemm_bf16) gemm_bf16_dot = nullptr;
+  decltype(gemm_bf16) gemm_bf16_amx = nullptr;
 
   // ---- element-wise kernels (vector_kernels.cpp; the formulas live in activations.h,
   // losses.h, optimizers.h). Row-major m x n blocks with leading dimensions; reductions run
@@ -146,6 +156,26 @@ int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
 
+// The bf16 kernels by name, and the choice among them: Bf16Kernel::best (the default) takes AMX,
+// else AVX512-BF16, else the emulated kernel; set_bf16_kernel() forces one (tests, benchmarks;
+// a kernel the active level lacks falls back to the emulated one).
+enum class Bf16Kernel { best, emulated, avx512_bf16, amx };
+Bf16Kernel bf16_kernel_choice();
+void set_bf16_kernel(Bf16Kernel kernel);
+inline decltype(KernelSet<float>::gemm) bf16_gemm(const KernelSet<float>& k) {
+  switch (bf16_kernel_choice()) {
+    case Bf16Kernel::best:
+      return k.gemm_bf16_amx ? k.gemm_bf16_amx : k.gemm_bf16_dot ? k.gemm_bf16_dot : k.gemm_bf16;
+    case Bf16Kernel::avx512_bf16:
+      return k.gemm_bf16_dot ? k.gemm_bf16_dot : k.gemm_bf16;
+    case Bf16Kernel::amx:
+      return k.gemm_bf16_amx ? k.gemm_bf16_amx : k.gemm_bf16;
+    case Bf16Kernel::emulated:
+      break;
+  }
+  return k.gemm_bf16;
+}
+
 }  // namespace mlpfast
 
 // Declarations of the per-ISA register functions. MLPFAST_ISA_NS is defined per object.
@@ -155,5 +185,6 @@ bool set_isa(const char* name);
   void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64);   \
   void register_vector(KernelSet<float>& f32, KernelSet<double>& f64); \
   void register_sparse(KernelSet<float>& f32, KernelSet<double>& f64); \
+  void register_bf16(KernelSet<float>& f32, KernelSet<double>& f64);   \
   }                                                                    \
   }

@@ -36,6 +36,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace mlpfast {
@@ -340,6 +341,19 @@ index_t ld_in_place(const Strided<T>& src) {
   return src.rows == 1 ? (src.cols > 0 ? src.cols : 1) : src.rs;
 }
 
+// The call's kernel set: the active level's, fetched once, with the bf16 GEMM in gemm's place
+// for matmul_precision="bfloat16" (float only; the bindings refuse float64 with it).
+template <typename T>
+KernelSet<T> call_kernels(const NetSpec& net) {
+  KernelSet<T> k = kernels<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (net.bf16) k.gemm = bf16_gemm(k);
+  } else if (net.bf16) {
+    throw std::invalid_argument("matmul_precision='bfloat16' needs float32");
+  }
+  return k;
+}
+
 // Where a call's batches come from (forward, loss_grad, train_epoch are written once over
 // these): rows(idx, first, m) is the first layer's Input for rows idx[0..m) of X (first..first+m
 // when idx is null), valid until the next rows().
@@ -439,7 +453,7 @@ void forward_rows(const NetSpec& net, const T* params, Rows X, index_t n, T* out
   buf.take(arena, net, lay, chunk, false);
   X.take(arena, chunk);
 
-  const KernelSet<T>& k = kernels<T>();
+  const KernelSet<T> k = call_kernels<T>(net);
   Poll poll;
   for (index_t r0 = 0; r0 < n; r0 += chunk) {
     const index_t m = n - r0 < chunk ? n - r0 : chunk;
@@ -455,7 +469,7 @@ template <typename T, typename Rows>
 double loss_grad_rows(const NetSpec& net, const T* params, Rows X, index_t m, Strided<T> Y,
                       const T* sw, index_t sw_stride, double alpha, T* grad) {
   const Layout lay(net);
-  const KernelSet<T>& k = kernels<T>();
+  const KernelSet<T> k = call_kernels<T>(net);
   const index_t n_out = net.units[net.n_layers];
   const bool y_direct = Y.cs == 1 || n_out == 1;
   const bool sw_direct = sw == nullptr || sw_stride == 1;
@@ -567,7 +581,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
                                            sw ? wb : nullptr, buf.d[0], n_out, row_loss);
     double sum_sq = 0.0;
-    if (m <= kOuterMaxRows) {
+    if (m <= kOuterMaxRows && !net.bf16) {  // (bf16: every dW through the GEMM)
       // Small batch: each layer's weights are stepped as soon as back-propagation is past
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
@@ -606,7 +620,7 @@ template <typename T, typename Rows>
 double train_epoch_rows(const NetSpec& net, T* params, T* opt_state, Rows X, Strided<T> Y,
                         const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
                         index_t batch_size, TrainOptions& opts) {
-  const KernelSet<T>& k = kernels<T>();  // once: the whole epoch runs at one level
+  const KernelSet<T> k = call_kernels<T>(net);  // once: the whole epoch runs at one level
   return visit(opts.solver, [&](auto solver) {
     return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride, order,
                                                  n_order, batch_size, opts, k);

@@ -23,6 +23,9 @@ struct NetSpec {
   int n_layers;
   Activation act;
   Output out;
+  // matmul_precision="bfloat16": every GEMM rounds its operands to bf16 and sums in float32
+  // (KernelSet::gemm_bf16); float only. Parameters and every other step stay float32.
+  bool bf16 = false;
 };
 
 // Ctrl-C: forward() and loss_grad() call the hook from the calling thread between pieces of

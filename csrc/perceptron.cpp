@@ -22,7 +22,6 @@
 // Structure: the row view; the dot products (dense, CSR); the shuffle (SequentialDataset);
 // the per-sample update (WeightVector + the body of _plain_sgd's sample loop); the epoch.
 #include "perceptron.h"
-#include "threads.h"
 
 #include <algorithm>
 #include <array>
@@ -31,6 +30,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -17,7 +17,7 @@
 //                               under-aligned vector type for unaligned loads); empty elsewhere,
 //                               where the types it applies to are scalars aligned to n already
 //   MLPFAST_X86_64              1 on x86-64 (GCC/Clang __x86_64__, MSVC _M_X64), else 0
-//   mlpfast::cpu_has_avx2_fma(), mlpfast::cpu_has_avx512_dq_bw_vl()
+//   mlpfast::cpu_has_avx2_fma(), mlpfast::cpu_has_avx512_dq_bw_vl(), cpu_has_avx512_bf16()
 //                               run-time CPU checks, x86-64 only: each checks the CPUID bits
 //                               AND that the OS saves the registers (XCR0), so a CPU whose OS
 //                               does not enable AVX-512 says no. Elsewhere they do not exist:
@@ -105,6 +105,16 @@ inline bool cpu_has_avx512_dq_bw_vl() {
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
+inline bool cpu_has_avx512_bf16() {
+  return cpu_has_avx512_dq_bw_vl() && __builtin_cpu_supports("avx512bf16");
+}
+// AMX-BF16 (CPUID.(7,0):EDX bits 22 and 24). The OS must also grant the tile state to the
+// process: request_amx_tiles().
+inline bool cpu_has_amx_bf16() {
+  unsigned eax, ebx, ecx, edx;
+  __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
+  return cpu_has_avx512_bf16() && ((edx >> 22) & 1) && ((edx >> 24) & 1);
+}
 }  // namespace
 }  // namespace mlpfast
 #elif defined(_MSC_VER)
@@ -131,9 +141,33 @@ inline bool cpu_has_avx512_dq_bw_vl() {
   return cpu_has_avx2_fma() && os_saves(0xe6) && bit(7, 1, 16) /*f*/ && bit(7, 1, 17) /*dq*/ &&
          bit(7, 1, 30) /*bw*/ && bit(7, 1, 31) /*vl*/;
 }
+inline bool cpu_has_avx512_bf16() {  // CPUID.(EAX=7, ECX=1):EAX.5
+  int r[4];
+  __cpuidex(r, 7, 1);
+  return cpu_has_avx512_dq_bw_vl() && ((r[0] >> 5) & 1);
+}
+inline bool cpu_has_amx_bf16() { return false; }  // (no AMX kernel on this compiler)
 }  // namespace
 }  // namespace mlpfast
 #else
 #error "portability.h: no CPU feature check for this compiler on x86-64"
 #endif
 #endif  // MLPFAST_X86_64
+
+// The AMX tile data state must be requested once per process (Linux 5.16+: arch_prctl
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); elsewhere the AMX kernel is not used.
+#if MLPFAST_X86_64 && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+namespace mlpfast {
+namespace {
+inline bool request_amx_tiles() { return syscall(SYS_arch_prctl, 0x1023, 18) == 0; }
+}  // namespace
+}  // namespace mlpfast
+#elif MLPFAST_X86_64
+namespace mlpfast {
+namespace {
+inline bool request_amx_tiles() { return false; }
+}  // namespace
+}  // namespace mlpfast
+#endif

@@ -877,12 +877,36 @@ def test_set_isa_embedded_nul_rejected():
     raise AssertionError(f"set_isa({level + chr(0) + 'garbage'!r}) was accepted")
 
 
+def test_set_bf16_kernel_hostile():
+    # a refused name raises and changes nothing; every name bf16_kernels() lists is taken
+    refused = ["", "AMX", " best", "amx\0", "emulated\0x", "best" * 50, "tpu", None, 3, 1.5]
+    try:
+        for name in refused:
+            before = core.bf16_kernel()
+            with pytest.raises((TypeError, ValueError)):
+                core.set_bf16_kernel(name)
+            assert core.bf16_kernel() == before, name
+        for name in core.bf16_kernels():
+            core.set_bf16_kernel(name)
+            assert core.bf16_kernel() == name
+    finally:
+        core.set_bf16_kernel("best")
+
+
 def test_informational_entry_points():
     assert core.isa() in core.available_isas()
     assert set(core.available_isas()) <= set(core.ISA_LEVELS)
     assert core.max_threads() >= 1
     assert set(core.thread_stats()) >= {"load_adaptation", "team_regions", "late", "solo"}
-    for fn in (core.isa, core.available_isas, core.max_threads, core.thread_stats):
+    assert core.bf16_kernel() in core.bf16_kernels() and core.bf16_kernels()[0] == "emulated"
+    for fn in (
+        core.isa,
+        core.available_isas,
+        core.max_threads,
+        core.thread_stats,
+        core.bf16_kernel,
+        core.bf16_kernels,
+    ):
         with pytest.raises(TypeError):
             fn(1)
 
@@ -1021,6 +1045,9 @@ def test_every_entry_point_is_covered():
         "perceptron_epoch",
         "thread_stats",
         "set_default_threads",
+        "bf16_kernels",
+        "bf16_kernel",
+        "set_bf16_kernel",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")

@@ -78,6 +78,12 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="learning_rate_init")
     parser.add_argument("--float32", action="store_true", help="train on float32 data")
     parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's run")
+    parser.add_argument(
+        "--matmul-precision",
+        default="highest",
+        choices=["highest", "bfloat16", "both"],
+        help="mlpfast's matmul_precision; 'both' trains one model with each, side by side",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -102,7 +108,16 @@ def main(argv=None):
         f"solver={args.solver!r}, max_iter={args.epochs})"
     )
 
-    runs = [("mlpfast", MLPClassifier(**params))]
+    precisions = (
+        ["highest", "bfloat16"] if args.matmul_precision == "both" else [args.matmul_precision]
+    )
+    runs = [
+        (
+            "mlpfast" + ("" if p == "highest" else " " + p),
+            MLPClassifier(matmul_precision=p, **params),
+        )
+        for p in precisions
+    ]
     if not args.no_sklearn:
         runs.append(("scikit-learn", SklearnMLPClassifier(**params)))
     rows = []
@@ -112,18 +127,26 @@ def main(argv=None):
         samples = epochs * len(X_train) if args.solver != "lbfgs" else None
         rows.append((label, model, seconds, epochs, samples))
 
+    width = max(12, *(len(label) for label, *_ in rows))
     print(
-        f"\n  {'':<12} {'epochs':>6} {'fit [s]':>8} {'ms/epoch':>9} {'samples/s':>10} "
+        f"\n  {'':<{width}} {'epochs':>6} {'fit [s]':>8} {'ms/epoch':>9} {'samples/s':>10} "
         f"{'test acc':>8}"
     )
     for label, model, seconds, epochs, samples in rows:
         rate = f"{samples / seconds:>10.0f}" if samples else f"{'-':>10}"
         print(
-            f"  {label:<12} {epochs:>6} {seconds:>8.3f} {1e3 * seconds / max(epochs, 1):>9.2f} "
-            f"{rate} {model.score(X_test, y_test):>8.4f}"
+            f"  {label:<{width}} {epochs:>6} {seconds:>8.3f} "
+            f"{1e3 * seconds / max(epochs, 1):>9.2f} {rate} {model.score(X_test, y_test):>8.4f}"
         )
-    if len(rows) == 2:
-        (_, ours, t_ours, e_ours, _), (_, theirs, t_theirs, e_theirs, _) = rows
+    if len(precisions) == 2:
+        (_, m32, t32, e32, _), (_, m16, t16, e16, _) = rows[:2]
+        speedup = (t32 / max(e32, 1)) / (t16 / max(e16, 1))
+        print(
+            f"\n  bfloat16 over highest: {speedup:.2f}x per epoch; test accuracy "
+            f"{m16.score(X_test, y_test) - m32.score(X_test, y_test):+.4f}"
+        )
+    if not args.no_sklearn:
+        (_, ours, t_ours, e_ours, _), (_, theirs, t_theirs, e_theirs, _) = rows[0], rows[-1]
         speedup = (t_theirs / max(e_theirs, 1)) / (t_ours / max(e_ours, 1))
         diff = np.abs(ours.predict_proba(X_test) - theirs.predict_proba(X_test)).max()
         print(

@@ -35,6 +35,7 @@ diverges raises scikit-learn's error but leaves the last finite weights (and sto
 instead of finishing the epochs in NaN).
 """
 
+import inspect
 import threading
 import warnings
 from itertools import chain
@@ -141,6 +142,21 @@ def _inverse_binarize(binarizer, y_pred):
     if kind == "multilabel-indicator" and y_pred.ndim == 2 and y_pred.shape[1] == len(classes):
         return np.array(y_pred > 0.5, dtype=int)
     return binarizer.inverse_transform(y_pred)
+
+
+def _with_matmul_precision(sk_class):
+    """sk_class's __init__ plus the keyword matmul_precision="highest" | "bfloat16" (the GEMMs'
+    arithmetic: float32/float64 as given, or bf16 operands with float32 sums, float32 params).
+    Its signature is written out (__signature__) for get_params and scikit-learn's checks."""
+
+    def __init__(self, *args, matmul_precision="highest", **kwargs):
+        sk_class.__init__(self, *args, **kwargs)
+        self.matmul_precision = matmul_precision
+
+    signature = inspect.signature(sk_class.__init__)
+    extra = inspect.Parameter("matmul_precision", inspect.Parameter.KEYWORD_ONLY, default="highest")
+    __init__.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    return __init__
 
 
 class _ModelLock:
@@ -371,11 +387,22 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
             units = self._layer_units
             self._bind(params, units, params.size != n_params(units, ""))
 
+    # --- matmul_precision ----------------------------------------------------------------------
+
+    def _bf16(self):
+        return getattr(self, "matmul_precision", "highest") == "bfloat16"
+
+    def _precision_kw(self):
+        """The engine calls' matmul_precision argument (none for "highest")."""
+        return {"matmul_precision": "bfloat16"} if self._bf16() else {}
+
     # --- validation: scikit-learn's (dense, or sparse CSR / CSC) -------------------------------
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = super()._validate_input(X, y, incremental, reset)
         _check_sparse_structure(X)
+        if self._bf16():  # bf16 products, float32 parameters and every other step
+            X = X.astype(np.float32, copy=False)
         return X, y
 
     def _engine_arrays(self, dtype, X, y, sample_weight):
@@ -399,13 +426,15 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
                 self._flat_params()
         with lock.read:  # not while another thread trains
             params = self._flat_params(bind=False)
-            # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does.
-            dtype = _float_dtype(X.dtype, params.dtype)
+            # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does (bf16: float32).
+            dtype = np.dtype(np.float32) if self._bf16() else _float_dtype(X.dtype, params.dtype)
             X = _engine_input(X, dtype)
             params = params.astype(dtype, copy=False)
             # (the units of coefs_ as they are: they may have been assigned since the last fit)
             units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-            return _engine.forward(params, units, self.activation, self.out_activation_, X)
+            return _engine.forward(
+                params, units, self.activation, self.out_activation_, X, **self._precision_kw()
+            )
 
     # --- L-BFGS ---------------------------------------------------------------------------------
 
@@ -424,6 +453,7 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
             Y,
             sample_weight,
             alpha=float(self.alpha),
+            **self._precision_kw(),
         )
         return float(loss), grad.astype(np.float64, copy=False)
 
@@ -565,6 +595,7 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
             beta_1=float(getattr(optimizer, "beta_1", 0.9)),
             beta_2=float(getattr(optimizer, "beta_2", 0.999)),
             epsilon=float(getattr(optimizer, "epsilon", 1e-8)),
+            **self._precision_kw(),
         )
         tasks = self.__dict__.get("_mlpfast_tasks")  # callbacks: None when there are none
         if tasks is not None:
@@ -710,7 +741,10 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
         return to_sklearn(self)
 
 
-_ACTIVATION_CONSTRAINT = {"activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
+_ACTIVATION_CONSTRAINT = {
+    "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+    "matmul_precision": [StrOptions({"highest", "bfloat16"})],
+}
 
 _DOC_SUFFIX = f"""
     mlpfast: a drop-in for scikit-learn's estimator of the same name (same parameters,
@@ -720,6 +754,9 @@ _DOC_SUFFIX = f"""
     (formulas in ``mlpfast.reference`` and docs/architecture.md; "prelu" learns one slope per
     hidden unit, fitted attribute ``prelu_slopes_``); float32 input trains in float32.
     X may be dense or scipy.sparse (CSR / CSC); sparse X is never densified.
+    ``matmul_precision="bfloat16"`` (mlpfast's own parameter; default "highest") rounds the
+    operands of every dense matrix product to bfloat16 and sums in float32; parameters,
+    optimizer and loss stay float32 (float64 input too).
 """
 
 
@@ -730,6 +767,8 @@ class MLPClassifier(_FlatParamsMixin, _SkMLPClassifier):
         **_SkMLPClassifier._parameter_constraints,
         **_ACTIVATION_CONSTRAINT,
     }
+
+    __init__ = _with_matmul_precision(_SkMLPClassifier)
 
     def predict(self, X):
         y_pred = _fast_forward(self, X, False)
@@ -755,6 +794,8 @@ class MLPRegressor(_FlatParamsMixin, _SkMLPRegressor):
         **_SkMLPRegressor._parameter_constraints,
         **_ACTIVATION_CONSTRAINT,
     }
+
+    __init__ = _with_matmul_precision(_SkMLPRegressor)
 
     def predict(self, X):
         y_pred = _fast_forward(self, X, False)

@@ -1,7 +1,8 @@
 """A plain scikit-learn copy of a fitted mlpfast estimator: ``model.to_sklearn()``.
 
 The copy is a fitted ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` that owns its
-memory: the same parameters (``get_params``, minus what scikit-learn lacks: nothing today), and
+memory: the same parameters (``get_params``, minus what scikit-learn lacks: matmul_precision; the
+copy computes in float32 or float64 as scikit-learn does), and
 the fitted attributes scikit-learn's estimator would have after the same fit: ``coefs_`` and
 ``intercepts_`` (copies, in the model's dtype), ``classes_``, ``_label_binarizer``,
 ``n_layers_``, ``n_outputs_``, ``out_activation_``, ``loss_``, ``loss_curve_``, ``n_iter_``,

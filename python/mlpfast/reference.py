@@ -26,7 +26,12 @@ where W[l] has shape (layer_units[l-1], layer_units[l]) row-major, and s[l] are 
 slopes (one per unit of each hidden layer; present only for activation="prelu").
 Optimizer state is flat too: SGD keeps one velocity buffer, Adam its first and second moments
 ([m, v], each the size of the parameters).
+
+matmul_precision="bfloat16" (forward, loss_grad, train_epoch): every matrix product rounds its
+operands to bfloat16 first (round_bf16) and is computed in float32, as the core's bf16 GEMM.
 """
+
+import functools
 
 import numpy as np
 from scipy.special import expit, xlogy
@@ -40,6 +45,9 @@ __all__ = [
     "PRELU_INIT_SLOPE",
     "n_params",
     "unpack",
+    "MATMUL_PRECISIONS",
+    "round_bf16",
+    "matmul",
     "forward_pass",
     "forward",
     "data_loss",
@@ -137,13 +145,37 @@ def unpack(params, layer_units, activation):
 # --- forward ----------------------------------------------------------------------------------
 
 
-def forward_pass(params, layer_units, activation, out_activation, X):
+# --- matrix products: matmul_precision -------------------------------------------------------
+
+MATMUL_PRECISIONS = ("highest", "bfloat16")
+
+
+def round_bf16(x):
+    """float32 x rounded to bfloat16 (nearest even; subnormals to signed zero; NaN stays NaN),
+    returned as float32: what VCVTNEPS2BF16 does, and the core's bf16 GEMM with it."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    r = ((u.astype(np.uint64) + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    r = np.where((u & 0x7FFFFFFF) > 0x7F800000, (u | 0x00400000) & 0xFFFF0000, r)
+    r = np.where((u & 0x7F800000) == 0, u & 0x80000000, r)
+    return r.astype(np.uint32).view(np.float32).reshape(np.shape(x))
+
+
+def matmul(a, b, matmul_precision="highest"):
+    """a @ b; with "bfloat16" the operands are rounded to bf16 first and the product is float32."""
+    if matmul_precision == "highest":
+        return a @ b
+    if matmul_precision != "bfloat16":
+        raise ValueError(f"matmul_precision must be one of {MATMUL_PRECISIONS}")
+    return round_bf16(a) @ round_bf16(b)
+
+
+def forward_pass(params, layer_units, activation, out_activation, X, matmul_precision="highest"):
     """Forward propagation storing every layer: returns (Z, A) with A[0] = X, Z[0] = None."""
     coefs, intercepts, slopes = unpack(params, layer_units, activation)
     L = len(coefs)
     Z, A = [None], [X]
     for layer in range(L):
-        z = A[-1] @ coefs[layer] + intercepts[layer]
+        z = matmul(A[-1], coefs[layer], matmul_precision) + intercepts[layer]
         if layer == L - 1:
             a = OUTPUT_ACTIVATIONS[out_activation](z)
         elif activation == "prelu":
@@ -155,9 +187,9 @@ def forward_pass(params, layer_units, activation, out_activation, X):
     return Z, A
 
 
-def forward(params, layer_units, activation, out_activation, X):
+def forward(params, layer_units, activation, out_activation, X, *, matmul_precision="highest"):
     """The network's output A[L] for the rows of X (what predict needs)."""
-    return forward_pass(params, layer_units, activation, out_activation, X)[1][-1]
+    return forward_pass(params, layer_units, activation, out_activation, X, matmul_precision)[1][-1]
 
 
 # --- losses (scikit-learn's definitions, probabilities clipped to [eps, 1 - eps]) ---------------
@@ -182,12 +214,24 @@ def data_loss(out_activation, Y, P, sample_weight=None):
 # --- back-propagation -------------------------------------------------------------------------
 
 
-def loss_grad(params, layer_units, activation, out_activation, X, Y, sample_weight=None, alpha=0.0):
+def loss_grad(
+    params,
+    layer_units,
+    activation,
+    out_activation,
+    X,
+    Y,
+    sample_weight=None,
+    alpha=0.0,
+    *,
+    matmul_precision="highest",
+):
     """Loss J and its gradient dJ/dparams (flat, same layout as params) on one batch."""
     coefs, intercepts, slopes = unpack(params, layer_units, activation)
     L = len(coefs)
     m = X.shape[0] if sample_weight is None else sample_weight.sum()
-    Z, A = forward_pass(params, layer_units, activation, out_activation, X)
+    Z, A = forward_pass(params, layer_units, activation, out_activation, X, matmul_precision)
+    mm = functools.partial(matmul, matmul_precision=matmul_precision)
 
     loss = data_loss(out_activation, Y, A[L], sample_weight)
     loss += 0.5 * alpha * sum(np.dot(W.ravel(), W.ravel()) for W in coefs) / m
@@ -199,11 +243,11 @@ def loss_grad(params, layer_units, activation, out_activation, X, Y, sample_weig
     if sample_weight is not None:
         dZ = dZ * sample_weight[:, None]
     for layer in range(L - 1, -1, -1):  # layer holds W[layer+1] in the lecture's numbering
-        dcoefs[layer][...] = (A[layer].T @ dZ + alpha * coefs[layer]) / m
+        dcoefs[layer][...] = (mm(A[layer].T, dZ) + alpha * coefs[layer]) / m
         dintercepts[layer][...] = dZ.sum(axis=0) / m
         if layer == 0:
             break
-        dA = dZ @ coefs[layer].T
+        dA = mm(dZ, coefs[layer].T)
         z, a = Z[layer], A[layer]
         if activation == "prelu":
             dslopes[layer - 1][...] = (dA * np.minimum(z, 0)).sum(axis=0) / m
@@ -275,6 +319,7 @@ def train_epoch(
     epsilon=1e-8,
     t=0,
     grad_norms=None,
+    matmul_precision="highest",
 ):
     """One epoch of mini-batch gradient descent, in place on params and opt_state.
 
@@ -300,7 +345,15 @@ def train_epoch(
         idx = order[start : start + batch_size]
         sw = None if sample_weight is None else sample_weight[idx]
         loss, grad = loss_grad(
-            params, layer_units, activation, out_activation, X[idx], Y[idx], sw, alpha
+            params,
+            layer_units,
+            activation,
+            out_activation,
+            X[idx],
+            Y[idx],
+            sw,
+            alpha,
+            matmul_precision=matmul_precision,
         )
         accumulated += loss * len(idx)
         if grad_norms is not None:  # the same gradient without the L2 term

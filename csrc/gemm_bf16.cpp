@@ -1,0 +1,589 @@
+// gemm_bf16.cpp: the bfloat16 GEMM of matmul_precision="bfloat16", compiled once per ISA level
+// (the emulated kernel, at that level's vector width), once more with -mavx512bf16
+// (MLPFAST_BF16_NATIVE: the vdpbf16ps kernel, namespace avx512_bf16) and once with AMX
+// (MLPFAST_BF16_AMX: TDPBF16PS tiles, namespace amx_bf16); dispatch.cpp puts the last two
+// into the avx512 level's table when the CPU has them.
+//
+// Contract (KernelSet<float>::gemm_bf16, gemm_bf16_native): as KernelSet<float>::gemm, except
+// that every element of op(A) and op(B) is first rounded to bfloat16 (round to nearest even,
+// subnormals to signed zero, NaN kept quiet: what VCVTNEPS2BF16 does), the products are summed
+// in float32, and alpha multiplies each K block's sum in the epilogue:
+//   C = act(alpha * sum_blocks(bf16(op(A)) bf16(op(B))) + beta * C + bias).
+// The sum over one K block runs over k-pairs (2q, 2q+1) in order, each pair as VDPBF16PS does
+// it (measured identical on Zen 4 and as Intel's SDM writes it): acc = fma(a[2q+1], b[2q+1],
+// acc), then acc = fma(a[2q], b[2q], acc). The emulated kernel does exactly these two FMAs, so
+// both kernels give the same bits (except where a partial sum is subnormal: the hardware
+// flushes it to zero). AMX's TDPBF16PS sums in an order of its own (not documented; neither
+// FMA order nor exact sums reproduce it), within the same error bound (tests/test_bf16.py).
+// Threads split M and N only, K blocks depend on k only: bitwise identical for any thread
+// count, for each kernel.
+//
+// Structure (Goto/BLIS, as gemm_kernels.cpp): op(A) and op(B) are packed into 32-bit words,
+// each holding a k-pair of bf16 values (low half: even k, high half: odd k), MR (A) or NR (B)
+// words per pair:
+//   pack_pair_rows   source rows are k (B for NN, A for TN): round two rows, merge per lane
+//   pack_pair_cols   source rows run along k (A for NN, B for NT): adjacent values make a pair
+//   ukernel          MR x (NV vectors) register tile over the pairs, fused epilogue
+//   run_task         one task: for each K block pack its B panel, then MR-row slivers of A
+//   gemm_bf16        path, threads, A packed once (all threads), tasks over M x N
+// B is always packed (the conversion is the packing); m <= 4 takes the same path (no unpacked
+// path for bf16: every element of C is computed by the same kernel whatever m is).
+// AMX: A is packed row by row instead ([i][q]: a tile's 16 rows of 16 pairs), the pairs of a
+// K block padded to a multiple of 16 with zeros, and the 32 x 32 register tile is 2 x 2 tiles.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+#include <immintrin.h>
+#endif
+
+#include "gemm_common.h"
+#include "kernels.h"
+
+namespace mlpfast {
+namespace MLPFAST_ISA_NS {
+namespace {
+
+using word = std::uint32_t;
+#if MLPFAST_HAVE_VECTOR_EXT
+typedef word vw MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+typedef word vwu MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES) MLPFAST_ALIGNED_ATTR(4);
+#else
+typedef word vw;
+typedef word vwu;
+#endif
+constexpr int L = lanes<float>();
+using vf = V<float>;
+
+inline vw loadw(const void* p) {
+  vw x;
+  std::memcpy(&x, p, sizeof(vw));
+  return x;
+}
+inline void storew(void* p, vw x) { std::memcpy(p, &x, sizeof(vw)); }
+template <typename To, typename From>
+inline To bits(From x) {
+  static_assert(sizeof(To) == sizeof(From), "same size");
+  To y;
+  std::memcpy(&y, &x, sizeof(To));
+  return y;
+}
+
+// float bits -> the bf16 value in the high half (low half zero): round to nearest even,
+// subnormals (and zeros) to signed zero, NaN quieted (VCVTNEPS2BF16's rules). W: a word or a
+// vector of words.
+template <typename W>
+inline W round_bf16(W x) {
+  const W r = (x + word(0x7FFF) + ((x >> 16) & word(1))) & word(0xFFFF0000);
+  const W nan = (x | word(0x00400000)) & word(0xFFFF0000);
+  const W zero = x & word(0x80000000);
+  const W mag = x & word(0x7FFFFFFF);
+  const W exponent = x & word(0x7F800000);
+  if constexpr (sizeof(W) > sizeof(word)) {  // a vector: masks from the comparisons
+    const W is_nan = W(mag > word(0x7F800000)), is_small = W(exponent == word(0));
+    return (is_small & zero) | (~is_small & ((is_nan & nan) | (~is_nan & r)));
+  } else {
+    return exponent == 0 ? zero : (mag > word(0x7F800000) ? nan : r);
+  }
+}
+
+// Block sizes. MR x NR register tile as the float GEMM's (8 x 48 with zmm: 24 accumulators);
+// KC counts bf16 values (KC / 2 pairs: the same bytes of B as the float GEMM's KC = 256).
+#if MLPFAST_BF16_AMX
+constexpr bool kAmx = true;
+constexpr int MR = 32, NV = 2, kPairAlign = 16;  // 2 x 2 tiles of 16 x 16; 16-pair tile rows
+constexpr index_t MC = 192;
+#elif MLPFAST_VEC_BYTES == 64
+constexpr int MR = 8, NV = 3;
+constexpr index_t MC = 192;
+#elif MLPFAST_VEC_BYTES == 32
+constexpr int MR = 6, NV = 2;
+constexpr index_t MC = 96;
+#else
+constexpr int MR = 4, NV = 3;
+constexpr index_t MC = 96;
+#endif
+#if !MLPFAST_BF16_AMX
+constexpr bool kAmx = false;
+constexpr int kPairAlign = 1;
+#endif
+constexpr int NR = NV * L;
+constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
+// Words per row of a packed K block of kc values: its pairs, padded for the tiles.
+constexpr index_t pairs(index_t kc) {
+  return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign;
+}
+constexpr index_t kMinFlopsPerThread = index_t(1) << 23;  // as gemm_kernels.cpp
+
+// With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
+// round_bf16 reproduces (tests/test_bf16.py checks the kernels against each other and NumPy).
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+constexpr bool kCvt = true;
+// 16 words: pair(r0[t], r1[t]) for t < 16 (r1 null: high halves zero).
+inline __m512i pairs_of_rows(const float* r0, const float* r1) {
+  const __m512 x0 = _mm512_loadu_ps(r0), x1 = r1 ? _mm512_loadu_ps(r1) : _mm512_setzero_ps();
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+}
+// 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values).
+inline __m512i pairs_of_run(const float* s) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
+}
+#else
+constexpr bool kCvt = false;
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Packing: dst[q * W + j] = pair(op[2q][j], op[2q+1][j]) for q < ceil(kc / 2), j < W; the
+// missing odd element of an odd kc and the columns j >= w are zero.
+
+// Source row p (stride lds) holds op[p][0..w): two rows make one row of pairs.
+template <int W>
+void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst) {
+  for (index_t q = (kc + 1) / 2; q < pairs(kc); ++q)  // (AMX) padding pairs
+    for (int j = 0; j < W; ++j) dst[q * W + j] = 0;
+  for (index_t p = 0; p < kc; p += 2, dst += W) {
+    const float* r0 = src + p * lds;
+    const float* r1 = p + 1 < kc ? r0 + lds : nullptr;
+    int j = 0;
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+    if (w == W && W % 16 == 0) {
+      for (int v = 0; v < W; v += 16)
+        _mm512_storeu_si512(dst + v, pairs_of_rows(r0 + v, r1 ? r1 + v : nullptr));
+      continue;
+    }
+#endif
+    if (w == W && W % L == 0) {
+      MLPFAST_UNROLL
+      for (int v = 0; v < W / L; ++v) {
+        const vw lo = round_bf16(loadw(r0 + v * L)) >> 16;
+        const vw hi = r1 ? round_bf16(loadw(r1 + v * L)) : vw{};
+        storew(dst + v * L, lo | hi);
+      }
+      continue;
+    }
+    for (; j < w; ++j)
+      dst[j] = (round_bf16(bits<word>(r0[j])) >> 16) | (r1 ? round_bf16(bits<word>(r1[j])) : 0);
+    for (; j < W; ++j) dst[j] = 0;
+  }
+}
+
+// Source row j (stride lds) holds op[0..kc)[j]: adjacent values make a pair. The words are
+// formed in vectors (lanes 2t and 2t+1 of a float vector make word t) and stored down column j.
+template <int W>
+void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst) {
+  const index_t kp = pairs(kc);
+  for (index_t q = (kc + 1) / 2; q < kp; ++q)  // (AMX) padding pairs
+    for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
+  for (int j = 0; j < w; ++j) {
+    const float* s = src + j * lds;
+    index_t q = 0;
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+    for (; 2 * q + 32 <= kc; q += 16) {
+      const __m512i x = pairs_of_run(s + 2 * q);
+      if (W == 1) {
+        _mm512_storeu_si512(dst + q, x);
+      } else {
+        alignas(64) word t[16];
+        _mm512_store_si512(t, x);
+        MLPFAST_UNROLL
+        for (int u = 0; u < 16; ++u) dst[(q + u) * W + j] = t[u];
+      }
+    }
+#endif
+#if MLPFAST_HAVE_VECTOR_EXT
+    if constexpr (L >= 2 && !kCvt) {
+      typedef std::uint64_t vq MLPFAST_VECTOR_ATTR(MLPFAST_VEC_BYTES);
+      for (; 2 * q + L <= kc; q += L / 2) {
+        const vq x = bits<vq>(round_bf16(loadw(s + 2 * q)));
+        const vq pair = ((x >> 16) & 0xFFFFu) | ((x >> 32) & 0xFFFF0000u);
+        MLPFAST_UNROLL
+        for (int t = 0; t < L / 2; ++t) dst[(q + t) * W + j] = word(pair[t]);
+      }
+    }
+#endif
+    for (; 2 * q < kc; ++q) {
+      const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
+      const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
+      dst[q * W + j] = lo | hi;
+    }
+  }
+  for (int j = w; j < W; ++j)
+    for (index_t q = 0; q < kp; ++q) dst[q * W + j] = 0;
+}
+
+// AMX: op(A)[0:mc, 0:kc] -> ceil(mc / MR) slivers of MR rows of pairs(kc) words (row-major,
+// as a tile reads them), rows past mc and pairs past kc zero.
+void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
+  const index_t kp = pairs(kc), half = (kc + 1) / 2;
+  const index_t rows = (mc + MR - 1) / MR * MR;
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t q = i < mc ? half : 0; q < kp; ++q) ap[i * kp + q] = 0;
+  if (!trans_a) {  // row i of A runs along k: its pairs are adjacent values
+    for (index_t i = 0; i < mc; ++i) pack_pair_cols<1>(a + i * lda, lda, 1, kc, ap + i * kp);
+    return;
+  }
+  for (index_t p = 0; p < kc; p += 2) {  // rows p and p + 1 of a hold op(A)[:, p], [:, p + 1]
+    const float* r0 = a + p * lda;
+    const float* r1 = p + 1 < kc ? r0 + lda : nullptr;
+    index_t i = 0;
+#if MLPFAST_BF16_AMX
+    for (; i + 16 <= mc; i += 16) {
+      alignas(64) word t[16];
+      _mm512_store_si512(t, pairs_of_rows(r0 + i, r1 ? r1 + i : nullptr));
+      MLPFAST_UNROLL
+      for (int u = 0; u < 16; ++u) ap[(i + u) * kp + p / 2] = t[u];
+    }
+#endif
+    for (; i < mc; ++i)
+      ap[i * kp + p / 2] =
+          (round_bf16(bits<word>(r0[i])) >> 16) | (r1 ? round_bf16(bits<word>(r1[i])) : 0);
+  }
+}
+
+// op(A)[0:mc, 0:kc] (at a) -> ceil(mc / MR) slivers of pairs(kc) x MR words.
+void pack_a(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
+  if (kAmx) return pack_a_rows(trans_a, mc, kc, a, lda, ap);
+  const index_t kp = pairs(kc);
+  for (index_t i0 = 0; i0 < mc; i0 += MR, ap += kp * MR) {
+    const int mr = mc - i0 < MR ? int(mc - i0) : MR;
+    if (trans_a)
+      pack_pair_rows<MR>(a + i0, lda, mr, kc, ap);
+    else
+      pack_pair_cols<MR>(a + i0 * lda, lda, mr, kc, ap);
+  }
+}
+
+// op(B)[0:kc, 0:nc] (at b) -> ceil(nc / NR) slivers of pairs(kc) x NR words.
+void pack_b(bool trans_b, index_t kc, index_t nc, const float* b, index_t ldb, word* bp) {
+  const index_t kp = pairs(kc);
+  for (index_t j0 = 0; j0 < nc; j0 += NR, bp += kp * NR) {
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
+    if (trans_b)
+      pack_pair_cols<NR>(b + j0 * ldb, ldb, nr, kc, bp);
+    else
+      pack_pair_rows<NR>(b + j0, ldb, nr, kc, bp);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: C[0:MR, 0:N*L] (+)= alpha * sum_q pairs, N <= NV vectors of columns.
+struct Epilogue {
+  float alpha, beta;  // beta applies to the first K block only; later blocks add to C
+  bool first, last;   // last: bias and activation
+  const float* bias;  // at this tile's first column, or null
+  Activation act;
+};
+
+// The epilogue of an MR x (N vectors) tile whose sums are in `sums` (row stride NR), shared by
+// the kernels: C = alpha * sums (+ beta * C on the first K block, + C on later ones), then on
+// the last K block + bias and the activation.
+template <int N>
+void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep) {
+  const bool read_c = !ep.first || ep.beta != 0.0f;
+  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  for (int i = 0; i < MR; ++i, sums += NR, c += ldc) {
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) {
+      vf x = ep.alpha == 1.0f ? load(sums + v * L) : alpha * load(sums + v * L);
+      if (read_c) x += beta * loadu(c + v * L);
+      if (ep.last && ep.bias) x += loadu(ep.bias + v * L);
+      storeu(c + v * L, ep.last ? act_vec<float>(ep.act, x) : x);
+    }
+    if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
+      act_row(ep.act, c, N * L);
+  }
+}
+
+#if MLPFAST_BF16_AMX
+// The 32 x (N * 16) tile: C tiles 0..3 (rows 0-15 / 16-31 x columns 0-15 / 16-31), A tiles 4,
+// 5, B tiles 6, 7; each 16 rows x 64 bytes (the configuration run_task loads).
+template <int N>
+void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (index_t q = 0; q < kp; q += 16) {
+    _tile_loadd(4, ap + q, kp * 4);
+    _tile_loadd(5, ap + 16 * kp + q, kp * 4);
+    _tile_loadd(6, bp + q * NR, NR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(2, 5, 6);
+    if (N == 2) {
+      _tile_loadd(7, bp + q * NR + 16, NR * 4);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  alignas(64) float acc[MR * NR];
+  _tile_stored(0, acc, NR * 4);
+  _tile_stored(2, acc + 16 * NR, NR * 4);
+  if (N == 2) {
+    _tile_stored(1, acc + 16, NR * 4);
+    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+  }
+  finish_tile<N>(acc, c, ldc, ep);
+}
+#else
+template <int N>
+void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+  for (int i = 0; i < MR; ++i) MLPFAST_PREFETCH_W(c + i * ldc);  // C is read after the loop
+  vf acc[MR][N] = {};
+  for (index_t q = 0; q < kp; ++q, ap += MR, bp += NR) {
+#if MLPFAST_BF16_NATIVE
+    __m512bh bv[N];
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(bp + v * L);
+    MLPFAST_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(ap[i]));
+      MLPFAST_UNROLL
+      for (int v = 0; v < N; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+    }
+#else
+    vf b_even[N], b_odd[N];
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) {
+      const vw x = loadw(bp + v * L);
+      b_even[v] = bits<vf>(vw(x << 16));
+      b_odd[v] = bits<vf>(vw(x & word(0xFFFF0000)));
+    }
+    MLPFAST_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      const vf a_even = splat(bits<float>(word(ap[i] << 16)));
+      const vf a_odd = splat(bits<float>(word(ap[i] & word(0xFFFF0000))));
+      MLPFAST_UNROLL
+      for (int v = 0; v < N; ++v) {  // VDPBF16PS's order: the odd product first
+        acc[i][v] += a_odd * b_odd[v];
+        acc[i][v] += a_even * b_even[v];
+      }
+    }
+#endif
+  }
+  alignas(64) float sums[MR * NR];
+  MLPFAST_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    MLPFAST_UNROLL
+    for (int v = 0; v < N; ++v) storeu(sums + i * NR + v * L, acc[i][v]);
+  }
+  finish_tile<N>(sums, c, ldc, ep);
+}
+#endif
+
+// The kernel for n vectors (1..NV).
+template <int N = NV>
+void ukernel_n(int n, index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
+               const Epilogue& ep) {
+  if (n == N) return ukernel<N>(kp, ap, bp, c, ldc, ep);
+  if constexpr (N > 1) ukernel_n<N - 1>(n, kp, ap, bp, c, ldc, ep);
+}
+
+// One packed block of A (mc rows) times one packed panel of B (nc columns) into C. A tile that
+// is not MR full rows and a whole number of vectors goes through a buffer (same kernel, same
+// arithmetic per element).
+void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word* bp, float* c,
+                  index_t ldc, Epilogue ep) {
+  alignas(64) float tile[MR * NR];
+  alignas(64) float tile_bias[NR];
+  const float* bias0 = ep.bias;
+  for (index_t j0 = 0; j0 < nc; j0 += NR, bp += kp * NR) {
+    const int nr = nc - j0 < NR ? int(nc - j0) : NR;
+    const int nv = (nr + L - 1) / L;
+    ep.bias = bias0 ? bias0 + j0 : nullptr;
+    Epilogue ept = ep;
+    if (bias0 && nr < nv * L) {
+      for (int j = 0; j < nv * L; ++j) tile_bias[j] = j < nr ? bias0[j0 + j] : 0.0f;
+      ept.bias = tile_bias;
+    }
+    for (index_t i0 = 0; i0 < mc; i0 += MR) {
+      const int mr = mc - i0 < MR ? int(mc - i0) : MR;
+      float* cij = c + i0 * ldc + j0;
+      const word* as = ap + i0 * kp;
+      if (mr == MR && nr == nv * L) {
+        ukernel_n(nv, kp, as, bp, cij, ldc, ep);
+        continue;
+      }
+      const bool read_c = !ep.first || ep.beta != 0.0f;
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < nv * L; ++j)
+          tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : 0.0f;
+      ukernel_n(nv, kp, as, bp, tile, NR, ept);
+      for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scratch (per thread, kept between calls, 64-byte aligned, freed when the thread exits).
+struct Scratch {
+  word* p = nullptr;
+  std::size_t words = 0;
+  ~Scratch() { std::free(p); }
+};
+thread_local Scratch tl_a;  // the calling thread's: packed A, shared by its team
+thread_local Scratch tl_b;  // every thread's own: its packed B panel
+
+// s.p with room for `words` words, or null when out of memory.
+word* room(Scratch& s, std::size_t words) {
+  if (words <= s.words) return s.p;
+  std::free(s.p);
+  s.words = (words + 1023) / 1024 * 1024;  // whole 4 KiB pages
+  s.p = static_cast<word*>(std::aligned_alloc(64, s.words * sizeof(word)));
+  if (!s.p) s.words = 0;
+  return s.p;
+}
+
+index_t blocks_of(index_t extent, index_t size) { return (extent + size - 1) / size; }
+index_t least(index_t x, index_t y) { return x < y ? x : y; }
+
+// One product (a row super-block of it), shared by a team: the operands, the packed A (the K
+// block at pc starts at ap + mpad * pc / 2: kcb is even) and the task grid.
+struct Job {
+  bool trans_a, trans_b;
+  const float *a, *b, *bias;
+  float* c;
+  index_t lda, ldb, ldc;
+  float alpha, beta;
+  Activation act;
+  index_t m, n, k, kcb, mpad;
+  word* ap;
+  index_t rows, cols, tasks_m, tasks_n;
+
+  // A's packing unit u: K block u / row_blocks, MC rows u % row_blocks.
+  void pack_a_unit(index_t u) const {
+    const index_t row_blocks = blocks_of(m, MC), pc = u / row_blocks * kcb,
+                  ic = u % row_blocks * MC;
+    const index_t kc = least(k - pc, kcb);
+    const float* src = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
+    pack_a(trans_a, least(m - ic, MC), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
+  }
+
+  // Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
+  bool run_task(index_t t) const {
+    const index_t i0 = t / tasks_n * rows, j0 = t % tasks_n * cols;
+    const index_t i1 = least(i0 + rows, m), nc = least(n - j0, cols);
+    word* bp = room(tl_b, std::size_t(blocks_of(nc, NR) * NR) * std::size_t(kcb / 2));
+    if (!bp) return false;
+#if MLPFAST_BF16_AMX
+    // every tile 16 rows x 64 bytes (palette 1), loaded for this thread, released at the end
+    struct alignas(64) TileConfig {
+      std::uint8_t palette, start_row, reserved[14];
+      std::uint16_t colsb[16];
+      std::uint8_t rows[16];
+    } config{};
+    config.palette = 1;
+    for (int tile = 0; tile < 8; ++tile) config.colsb[tile] = 64, config.rows[tile] = 16;
+    _tile_loadconfig(&config);
+#endif
+    for (index_t pc = 0; pc < k; pc += kcb) {  // K blocks: the only loop that adds into C
+      const index_t kc = least(k - pc, kcb), kp = pairs(kc);
+      pack_b(trans_b, kc, nc, trans_b ? b + j0 * ldb + pc : b + pc * ldb + j0, ldb, bp);
+      const Epilogue ep{alpha, beta, pc == 0, pc + kc >= k, bias ? bias + j0 : nullptr, act};
+      for (index_t ic = i0; ic < i1; ic += MC)
+        macro_kernel(least(i1 - ic, MC), nc, kp, ap + mpad * pc / 2 + ic * kp, bp,
+                     c + ic * ldc + j0, ldc, ep);
+    }
+#if MLPFAST_BF16_AMX
+    _tile_release();
+#endif
+    return true;
+  }
+
+  // About two tasks per thread: columns first (vector multiples, NC at most; each task packs
+  // its own B panel), then rows (MR multiples) for the rest.
+  void plan(int nt) {
+    const index_t want = nt > 1 ? 2 * index_t(nt) : 1, vectors = blocks_of(n, L);
+    cols = least(blocks_of(vectors, least(want, vectors)) * L, NC);
+    tasks_n = blocks_of(n, cols);
+    const index_t slivers = blocks_of(m, MR);
+    rows = blocks_of(slivers, least(blocks_of(want, tasks_n), slivers)) * MR;
+    tasks_m = blocks_of(m, rows);
+  }
+
+  // Packs A (units shared out) and runs the tasks on `team` threads; false when out of memory.
+  bool run(int team) {
+    const index_t units = blocks_of(k, kcb) * blocks_of(m, MC), tasks = tasks_m * tasks_n;
+    bool ok = true;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(team) if (team > 1) reduction(&& : ok)
+#endif
+    {
+      // dynamic: a thread kept off its core by another process hands its share on
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index_t u = 0; u < units; ++u) pack_a_unit(u);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index_t t = 0; t < tasks; ++t) ok = run_task(t) && ok;
+    }
+    return ok;
+  }
+};
+
+// Threads an m x n x k product pays for (kMinFlopsPerThread each at least, as gemm_kernels.cpp),
+// at most `team`: the thread policy's team (threads.h: 1 in a forked child or inside someone
+// else's parallel region, else the whole team, which runs the region whatever this says).
+int team_size(index_t m, index_t n, index_t k, int team) {
+  const double per_thread = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
+  return per_thread >= double(team) ? team : (per_thread < 1.0 ? 1 : int(per_thread));
+}
+
+// Packed A of one row super-block stays under this many words (rows beyond: more super-blocks,
+// which changes no arithmetic).
+constexpr index_t kMaxPackedAWords = index_t(4) << 20;
+
+void gemm_bf16(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, float alpha,
+               const float* a, index_t lda, const float* b, index_t ldb, float beta, float* c,
+               index_t ldc, const float* bias, Activation act) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f)  // no products: C = act(beta * C + bias), the float GEMM's way
+    return kernels<float>().gemm(trans_a, trans_b, m, n, 0, alpha, a, lda, b, ldb, beta, c, ldc,
+                                 bias, act);
+  // equal K blocks of an even size (a multiple of 32 for AMX: whole tile rows of pairs)
+  const index_t kcb = blocks_of(blocks_of(k, blocks_of(k, KC)), 2 * kPairAlign) * 2 * kPairAlign;
+  const index_t kp_total = blocks_of(k, kcb) * (kcb / 2);  // >= the words of a row of A
+  Job job{trans_a, trans_b, a, b, bias, c, lda,     ldb, ldc, alpha, beta,
+          act,     0,       n, k, kcb,  0, nullptr, 0,   0,   0,     0};
+  // row super-blocks (equal, MR multiples) whose packed A fits kMaxPackedAWords
+  const index_t most = kMaxPackedAWords / kp_total > MC ? kMaxPackedAWords / kp_total : MC;
+  const index_t rows = blocks_of(blocks_of(m, blocks_of(m, most)), MR) * MR;
+  const int team = region_threads();
+  const int nt = team_size(m, n, k, team);
+  for (index_t r0 = 0; r0 < m; r0 += rows) {
+    job.m = least(m - r0, rows);
+    job.mpad = blocks_of(job.m, MR) * MR;
+    job.a = trans_a ? a + r0 : a + r0 * lda;
+    job.c = c + r0 * ldc;
+    job.ap = room(tl_a, std::size_t(job.mpad) * std::size_t(kp_total));
+    job.plan(nt);
+    // the tasks are planned for nt threads; the whole team (or one thread) takes them
+    if (!job.ap || !job.run(least(nt, job.tasks_m * job.tasks_n) > 1 ? team : 1))
+      throw std::bad_alloc();
+  }
+}
+
+}  // namespace
+
+#if MLPFAST_BF16_AMX
+void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_amx = &gemm_bf16; }
+#elif MLPFAST_BF16_NATIVE
+void register_bf16_native(KernelSet<float>& f32) { f32.gemm_bf16_dot = &gemm_bf16; }
+#else
+void register_bf16(KernelSet<float>& f32, KernelSet<double>&) { f32.gemm_bf16 = &gemm_bf16; }
+#endif
+
+}  // namespace MLPFAST_ISA_NS
+}  // namespace mlpfast
