@@ -46,6 +46,7 @@
 #include "gemm_common.h"
 #include "gemm_small.h"
 #include "kernels.h"
+#include "vecmath.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {
