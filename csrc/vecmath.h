@@ -260,16 +260,20 @@ void map(VecMath fn, index_t n, const T* x, T* y) {
 
 }  // namespace vm
 
+// c[j] = g(c[j]) for the activation A (identity: nothing; not prelu): vecmath for those that
+// name a function, their scalar forward otherwise.
+template <typename A, typename T>
+void act_row_of(T* c, index_t n) {
+  if constexpr (A::kForwardMath != VecMath::none)
+    vm::map(A::kForwardMath, n, c, c);
+  else if constexpr (!std::is_same_v<A, activations::identity> && !A::kPerUnitSlope)
+    for (index_t j = 0; j < n; ++j) c[j] = A::template forward<T>(c[j]);
+}
+
 // The GEMM epilogue of activations without a register form (gemm_common.h): c[j] = g(c[j]).
 template <typename T>
 void act_row(Activation act, T* c, index_t n) {
-  visit(act, [&](auto tag) {
-    using A = decltype(tag);  // identity: nothing to do; prelu is never an epilogue
-    if constexpr (A::kForwardMath != VecMath::none)
-      vm::map(A::kForwardMath, n, c, c);
-    else if constexpr (!std::is_same_v<A, activations::identity> && !A::kPerUnitSlope)
-      for (index_t j = 0; j < n; ++j) c[j] = A::template forward<T>(c[j]);
-  });
+  visit(act, [&](auto tag) { act_row_of<decltype(tag)>(c, n); });
 }
 
 }  // namespace
