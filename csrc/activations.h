@@ -7,7 +7,9 @@
 //
 // Adding an activation: its type in namespace `activations` (forward, derivative; from
 // Pointwise) and its name in MLPFAST_ACTIVATIONS (docs/adding.md). Everything else (the enum,
-// the GEMM epilogue, act_backward, the bindings' names) follows from the list.
+// the GEMM epilogue, act_backward, the bindings' names) follows from the list. An activation
+// that needs exp or log names a function of vecmath.h (kForwardMath, kDerivativeMath) instead
+// of writing forward (derivative) with libm: the kernels then evaluate it on vectors.
 //
 // References: Glorot & Bengio 2010 (logistic/tanh), Nair & Hinton 2010 (ReLU), Maas et al. 2013
 // (leaky ReLU, slope 0.01), Dugas et al. 2001 (softplus), He et al. 2015 (PReLU, slope init 0.25).
@@ -29,6 +31,9 @@ namespace mlpfast {
 
 enum class Activation : int { MLPFAST_ACTIVATIONS(MLPFAST_ENUMERATOR) };
 
+// The functions vecmath.h evaluates on vectors (exp / log polynomials, per ISA level).
+enum class VecMath : int { none, logistic, tanh, softplus, softplus_derivative };
+
 constexpr double kLeakyReluSlope = 0.01;
 constexpr double kPreluInitSlope = 0.25;
 
@@ -40,6 +45,9 @@ struct Pointwise {
   static constexpr bool kVector = false;
   // A slope per unit (PReLU): not a GEMM epilogue, handled by prelu_forward / prelu_backward.
   static constexpr bool kPerUnitSlope = false;
+  // forward / derivative given as a vecmath.h function (then the member function is absent).
+  static constexpr VecMath kForwardMath = VecMath::none;
+  static constexpr VecMath kDerivativeMath = VecMath::none;
 };
 
 namespace activations {
@@ -56,9 +64,11 @@ struct identity : Pointwise {
 };
 
 struct logistic : Pointwise {
+  // 1 / (1 + e^-z) = (z >= 0 ? 1 : e) / (1 + e), e = e^-|z|: never overflows
+  static constexpr VecMath kForwardMath = VecMath::logistic;
+  // The scalar form, with libm's exp: the output layer's (losses.h, a few values per row).
   template <typename T>
   static T forward(T z) {
-    // 1 / (1 + e^-z) without overflow for large |z|
     if (z >= T(0)) return T(1) / (T(1) + std::exp(-z));
     const T e = std::exp(z);
     return e / (T(1) + e);
@@ -70,10 +80,7 @@ struct logistic : Pointwise {
 };
 
 struct tanh : Pointwise {
-  template <typename T>
-  static T forward(T z) {
-    return std::tanh(z);
-  }
+  static constexpr VecMath kForwardMath = VecMath::tanh;  // -t / (2 + t), t = expm1(-2|z|)
   template <typename T>
   static T derivative(T y) {
     return T(1) - y * y;
@@ -105,15 +112,10 @@ struct leaky_relu : Pointwise {
 };
 
 struct softplus : Pointwise {
-  template <typename T>
-  static T forward(T z) {
-    // log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
-    return (z > T(0) ? z : T(0)) + std::log1p(std::exp(-std::fabs(z)));
-  }
-  template <typename T>
-  static T derivative(T y) {
-    return -std::expm1(-y);  // sigmoid(z) = 1 - e^-softplus(z)
-  }
+  // log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
+  static constexpr VecMath kForwardMath = VecMath::softplus;
+  // sigmoid(z) = 1 - e^-softplus(z) = -expm1(-y)
+  static constexpr VecMath kDerivativeMath = VecMath::softplus_derivative;
 };
 
 struct prelu : Pointwise {

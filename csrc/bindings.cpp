@@ -306,6 +306,31 @@ py::array gemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, b
   });
 }
 
+// _act_backward(activation, a, dz): dz *= g'(a) in place, a = g(z) (the backward pass's
+// activation step, KernelSet::act_backward), for the tests of vecmath.h.
+void act_backward(const py::object& activation, const py::object& a_obj, const py::object& dz_obj) {
+  const Activation act = epilogue_from_name(activation);
+  py::array a = as_ndarray(a_obj, "a"), dz = as_ndarray(dz_obj, "dz");
+  if (float_dtype(a, "a") != float_dtype(dz, "dz"))
+    throw py::type_error("a and dz must have the same dtype");
+  if (a.ndim() != 2 || dz.ndim() != 2 || a.shape(0) != dz.shape(0) || a.shape(1) != dz.shape(1))
+    throw py::value_error("a and dz must be 2-D of one shape, got " + shape_str(a) + " and " +
+                          shape_str(dz));
+  if (!(a.flags() & py::array::c_style) || !(dz.flags() & py::array::c_style))
+    throw py::value_error("a and dz must be C-contiguous");
+  if (!dz.writeable()) throw py::value_error("dz is read-only");
+  if (overlaps(a, dz)) throw py::value_error("dz must not share memory with a");
+  with_float_dtype(a, "a", [&](auto t) {
+    using T = decltype(t);
+    if (!aligned_for<T>(a) || !aligned_for<T>(dz))
+      throw py::value_error("a and dz must be aligned");
+    const index_t m = a.shape(0), n = a.shape(1);
+    py::gil_scoped_release release;
+    mlpfast::kernels<T>().act_backward(act, m, n, static_cast<const T*>(a.data()), n,
+                                       static_cast<T*>(dz.mutable_data()), n);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // ISA control
 
@@ -1209,6 +1234,9 @@ in float32, alpha applied to the sums.)doc");
   m.def("set_bf16_kernel", &set_bf16_kernel, py::arg("name"),
         "Select the bf16 GEMM kernel: 'best' (the default: amx, else avx512_bf16, else emulated) "
         "or one of bf16_kernels() (tests, benchmarks).");
+
+  m.def("_act_backward", &act_backward, py::arg("activation"), py::arg("a"), py::arg("dz"),
+        "dz *= g'(a) in place, a = g(z): the backward pass's activation step (for tests).");
 
   // training core
   m.def("forward", &core_forward, py::arg("params"), py::arg("layer_units"), py::arg("activation"),

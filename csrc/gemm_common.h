@@ -75,8 +75,8 @@ inline V<T> splat(T x) {
 // ---------------------------------------------------------------------------------------------
 // The activation epilogue, from activations.h's list. Activations with a vector form (kVector:
 // relu, leaky_relu) are applied in registers by act_vec, with the same comparison and product
-// as their scalar form; the others (exp, tanh, log1p) by act_row on the finished row of C, one
-// loop per activation so that each vectorizes or not on its own.
+// as their scalar form; the others (exp, tanh, log1p) by act_row (vecmath.h) on the finished row
+// of C.
 
 inline bool act_in_registers(Activation act) {
 #define MLPFAST_IN_REGISTERS(name) \
@@ -86,23 +86,20 @@ inline bool act_in_registers(Activation act) {
   return false;
 }
 
+// (A dependent call: only the kVector activations need a forward<T, VT>.)
+template <typename A, typename T, typename VT>
+inline VT act_vec_of(VT x) {
+  return A::template forward<T>(x);
+}
+
 template <typename T, typename VT>
 inline VT act_vec(Activation act, VT x) {
 #define MLPFAST_ACT_VEC(name)               \
   if constexpr (activations::name::kVector) \
-    if (act == Activation::name) return activations::name::forward<T>(x);
+    if (act == Activation::name) return act_vec_of<activations::name, T>(x);
   MLPFAST_ACTIVATIONS(MLPFAST_ACT_VEC)
 #undef MLPFAST_ACT_VEC
   return x;
-}
-
-template <typename T>
-void act_row(Activation act, T* c, index_t n) {
-  visit(act, [&](auto tag) {
-    using A = decltype(tag);  // identity: nothing to do; prelu is never an epilogue
-    if constexpr (!std::is_same_v<A, activations::identity> && !A::kPerUnitSlope)
-      for (index_t j = 0; j < n; ++j) c[j] = A::template forward<T>(c[j]);
-  });
 }
 
 }  // namespace

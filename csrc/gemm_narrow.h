@@ -12,6 +12,7 @@
 // applies the activation. Rows are independent, so threads (over row blocks) change nothing.
 #pragma once
 #include "gemm_common.h"
+#include "vecmath.h"
 
 #if MLPFAST_HAVE_VECTOR_EXT
 namespace mlpfast {

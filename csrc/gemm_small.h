@@ -4,6 +4,7 @@
 // gemm_kernels.cpp's gemm; included by it only (per-ISA, internal linkage).
 #pragma once
 #include "gemm_common.h"
+#include "vecmath.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {

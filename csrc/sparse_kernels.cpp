@@ -20,6 +20,7 @@
 
 #include "activations.h"
 #include "kernels.h"
+#include "vecmath.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {
@@ -80,9 +81,7 @@ inline void bias_act_row(index_t n, const T* bias, T* MLPFAST_RESTRICT c) {
 #pragma omp simd
     for (index_t j = 0; j < n; ++j) c[j] += bias[j];
   }
-  if constexpr (!A::kPerUnitSlope && !std::is_same_v<A, activations::identity>) {
-    for (index_t j = 0; j < n; ++j) c[j] = A::template forward<T>(c[j]);
-  }
+  act_row_of<A>(c, n);  // vecmath.h
 }
 
 template <typename T, typename I, typename A>

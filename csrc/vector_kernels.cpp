@@ -19,6 +19,7 @@
 #include "kernels.h"
 #include "losses.h"
 #include "optimizers.h"
+#include "vecmath.h"
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {
@@ -68,10 +69,23 @@ inline void for_column_blocks(index_t n, bool parallel, const Body& body) {
 
 // --- activation derivatives ------------------------------------------------------------------
 
+// A derivative given by vecmath.h is formed this many elements at a time, then multiplied in.
+constexpr index_t kDerivativeChunk = 256;
+
 template <typename T, typename A>
 inline void act_backward_row(index_t n, const T* MLPFAST_RESTRICT a, T* MLPFAST_RESTRICT dz) {
+  if constexpr (A::kDerivativeMath != VecMath::none) {
+    T g[kDerivativeChunk];
+    for (index_t j0 = 0; j0 < n; j0 += kDerivativeChunk) {
+      const index_t len = n - j0 < kDerivativeChunk ? n - j0 : kDerivativeChunk;
+      vm::map(A::kDerivativeMath, len, a + j0, g);
 #pragma omp simd
-  for (index_t j = 0; j < n; ++j) dz[j] *= A::derivative(a[j]);
+      for (index_t j = 0; j < len; ++j) dz[j0 + j] *= g[j];
+    }
+  } else {
+#pragma omp simd
+    for (index_t j = 0; j < n; ++j) dz[j] *= A::derivative(a[j]);
+  }
 }
 
 template <typename T>
@@ -80,8 +94,9 @@ void act_backward(Activation act, index_t m, index_t n, const T* a, index_t lda,
   visit(act, [&](auto tag) {
     using A = decltype(tag);
     // identity: g' = 1; prelu: network.cpp routes it to prelu_backward
+    constexpr bool exp_log = A::kDerivativeMath != VecMath::none;
     if constexpr (!std::is_same_v<A, activations::identity> && !A::kPerUnitSlope)
-      for_rows(m, m * n >= kParallelElements,
+      for_rows(m, m * n >= (exp_log ? kParallelTranscendental : kParallelElements),
                [&](index_t i) { act_backward_row<T, A>(n, a + i * lda, dz + i * lddz); });
   });
 }

@@ -74,7 +74,7 @@ def check(result, expected, bound):
     assert np.all(err <= bound), f"error {err[worst]:.3g} > bound {bound[worst]:.3g} at {worst}"
 
 
-# Shapes that are not multiples of any tile (MR 4..8, NR 6..48) or block (KC 256, MC 96..192),
+# Shapes that are not multiples of any tile (MR 4..8, NR 6..48) or block (KC 256..512, MC 96..192),
 # plus the batch-size-1 shapes of the MLP and the small-path boundaries.
 SHAPES = [
     (1, 1, 1),
@@ -320,9 +320,9 @@ def test_bitwise_identical_wherever_an_element_falls(isa, dtype):
     # An element of C must come out the same whichever micro-tile (full, edge, buffered) computes
     # it, since threads cut C at different places: compare C with products of row and column
     # slices of the operands, which shift every element to other tile positions.
-    # k = 300 > KC: two K blocks, so C is read back; alpha and beta not 1.
+    # k = 600 > KC (256 or 512): two or three K blocks, so C is read back; alpha and beta not 1.
     rng = np.random.default_rng(13)
-    m, k, n = 70, 300, 150
+    m, k, n = 70, 600, 150
     for (ta, tb), alpha, beta in zip(FORMS * 2, [1.0] * 4 + [1.25] * 4, [0.0, 0.5] * 4):
         a, b = operands(rng, m, k, n, ta, tb, dtype)
         bias = rng.standard_normal(n).astype(dtype)
