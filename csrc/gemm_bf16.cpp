@@ -45,6 +45,7 @@
 
 #include "gemm_common.h"
 #include "kernels.h"
+#include "vecmath.h"  // act_row
 
 namespace mlpfast {
 namespace MLPFAST_ISA_NS {

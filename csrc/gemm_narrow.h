@@ -141,6 +141,7 @@ template <typename T, int MRN, int RMAX>
 void narrow_any(int vb, int r, index_t m, index_t n, index_t k, index_t kcb, const T* a,
                 index_t sa_i, index_t sa_p, T alpha, const T* b, index_t ldb, T beta, T* c,
                 index_t ldc, const T* bias, Activation act) {
+  (void)vb;  // (one width only where vectors are 16 bytes)
   auto run = [&](auto bytes) {
     narrow_rows_r<T, decltype(bytes)::value, MRN, RMAX>(r, m, n, k, kcb, a, sa_i, sa_p, alpha, b,
                                                         ldb, beta, c, ldc, bias, act);
