@@ -264,10 +264,14 @@ class _FlatParamsMixin:
 
     def _validate_input(self, X, y, incremental, reset):
         _reject_sparse(X)
+        return self._validate_input_sklearn(X, y, incremental, reset)
+
+    def _validate_input_sklearn(self, X, y, incremental, reset):
+        """scikit-learn's _validate_input; in partial_fit after the first call, its checks of X
+        and y with the labels encoded by _known_labels instead (same result, one pass)."""
         Y = _known_labels(self, y) if incremental and not reset else None
         if Y is None:
             return super()._validate_input(X, y, incremental, reset)
-        # scikit-learn's checks of X and y (as its _validate_input), its labels done above
         X, _ = validate_data(
             self,
             X,
