@@ -108,34 +108,26 @@ def test_block_throughput(benchmark, blocks, config):
         _results[(config, method)] = (ROWS * EPOCHS / np.median(rounds), np.median(ratio))
 
 
-class _Summary:
-    def pytest_terminal_summary(self, terminalreporter):
-        if not _results:
-            return
-        tr = terminalreporter
-        tr.section("dask: samples/s per method, and the ratio to fit (goal: partial_fit >= 0.95)")
-        for config in CONFIGS:
-            fit = _results.get((config, "fit"))
-            if not fit:
-                continue
-            cells = []
-            for method in METHODS:
-                if (config, method) not in _results:
-                    continue
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request):
+    """Prints the ratios when the module's benchmarks are done."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if not _results or reporter is None:
+        return
+    reporter.write_line("")
+    reporter.write_sep("-", "dask: samples/s, and the ratio to fit (goal: partial_fit >= 0.95)")
+    for config in CONFIGS:
+        cells = []
+        for method in METHODS:
+            if (config, method) in _results:
                 rate, ratio = _results[(config, method)]
                 cells.append(
                     f"{method} {rate:,.0f}" + (f" ({ratio:.3f}x)" if method != "fit" else "")
                 )
-            tr.write_line(f"{config:12s} " + ", ".join(cells))
-        tr.write_line(
-            f"medians of {ROUNDS} interleaved rounds of {EPOCHS} epochs on {ROWS:,} rows; "
-            "(x): the median of the rounds' fit time / this method's time"
-        )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _dask_summary(request):
-    plugin = _Summary()
-    if not request.config.pluginmanager.is_registered(plugin):
-        request.config.pluginmanager.register(plugin, "bench_dask_summary")
-    yield
+        if cells:
+            reporter.write_line(f"{config:12s} " + ", ".join(cells))
+    reporter.write_line(
+        f"medians of {ROUNDS} interleaved rounds of {EPOCHS} epochs on {ROWS:,} rows; "
+        "(x): the median over rounds of fit's time / this method's time"
+    )

@@ -26,7 +26,7 @@ import time
 import dask
 import dask.array as da
 import numpy as np
-from dask.distributed import Client, LocalCluster, wait
+from dask.distributed import Client, wait
 from dask_ml.wrappers import Incremental
 
 from mlpfast import MLPClassifier
@@ -91,12 +91,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     dtype = np.float32 if args.float32 else np.float64
 
-    if args.scheduler:
-        cluster, client = None, Client(args.scheduler)
-    else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    client = (
+        Client(args.scheduler)
+        if args.scheduler  # an existing cluster; else a local one, closed with the client
+        else Client(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    )
+    with client:
         X, y = lazy_dataset(args.blocks, args.rows, dtype=dtype)
         print(
             f"data: {X.shape[0]:,} x {X.shape[1]} {np.dtype(dtype).name} "
@@ -132,10 +132,6 @@ def main(argv=None):
             f"Incremental {same_weights(model, local)}, "
             f"partial_fit_blocks {same_weights(blockwise, local)}"
         )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 if __name__ == "__main__":

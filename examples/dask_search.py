@@ -23,7 +23,7 @@ import warnings
 
 import joblib
 import numpy as np
-from dask.distributed import Client, LocalCluster, get_task_stream
+from dask.distributed import Client, get_task_stream
 from scipy.stats import loguniform
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -83,12 +83,12 @@ def main(argv=None):
     X, y = load_digits(return_X_y=True)
     X, y = X[: args.samples] / 16.0, y[: args.samples]
 
-    if args.scheduler:
-        cluster, client = None, Client(args.scheduler)
-    else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    client = (
+        Client(args.scheduler)
+        if args.scheduler  # an existing cluster; else a local one, closed with the client
+        else Client(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    )
+    with client:
         for address, (omp, threads) in sorted(client.run(worker_threads).items()):
             print(
                 f"worker {address}: {client.nthreads()[address]} task thread(s), "
@@ -109,10 +109,6 @@ def main(argv=None):
             print(
                 f"  same scores and best parameters as without Dask: {same_results(search, local)}"
             )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 if __name__ == "__main__":
