@@ -113,8 +113,14 @@ def _summary(request):
     """Prints the ratios when the module's benchmarks are done."""
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if not _results or reporter is None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if not _results or reporter is None or capture is None:
         return
+    with capture.global_and_fixture_disabled():  # straight to the terminal
+        _write_summary(reporter)
+
+
+def _write_summary(reporter):
     reporter.write_line("")
     reporter.write_sep("-", "dask: samples/s, and the ratio to fit (goal: partial_fit >= 0.95)")
     for config in CONFIGS:

@@ -10,8 +10,9 @@
 - the two examples' main run against the cluster.
 
 The searches and data sets are the examples' own (examples/dask_search.py,
-examples/dask_incremental.py). The whole module takes ~15 s on 2 quiet cores, most of it the
-cluster's start.
+examples/dask_incremental.py). The module took 85 s of wall time (20 s of CPU in the main
+process) on the 2 shared cores at a load of 14, most of it the cluster's start and the workers'
+first imports; not measured on a quiet machine.
 """
 
 import faulthandler
