@@ -13,11 +13,18 @@ Each call starts from a NumPy array and ends with the probabilities (a NumPy arr
 torch, whose tensor is left as is). Groups: batches of 1, 10, 100 and 1000 rows of the digits.
 onnxruntime and torch are optional (skipped with the reason when not installed).
 
+Concurrency: the same model answering from several Python threads at once (a web server's
+worker threads): a fixed amount of work (CONCURRENT_CALLS predictions of CONCURRENT_ROWS rows)
+done by 1 thread, then split over CONCURRENT_THREADS threads of one pool; the scaling (time on
+1 thread / time on N) is printed for each library. mlpfast's predictions share the estimator's
+lock and release the GIL in the core, so they overlap.
+
 Run:  python -m pytest bench/bench_latency.py --benchmark-group-by=group
 A ratio table (medians, same run) is printed after the last benchmark.
 """
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -28,7 +35,9 @@ from mlpfast import MLPClassifier, _engine
 
 LIBRARIES = ["mlpfast", "sklearn", "onnxruntime", "torch"]
 BATCHES = [1, 10, 100, 1000]
+CONCURRENT_THREADS, CONCURRENT_CALLS, CONCURRENT_ROWS = 4, 200, 10
 _medians = {}  # batch -> library -> median seconds
+_concurrent = {}  # library -> threads -> median seconds
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +97,19 @@ def _ratio_lines():
             for lib in LIBRARIES
             if lib in times
         ]
+    if _concurrent:
+        lines.append(
+            f"concurrent: {CONCURRENT_CALLS} predict_proba calls of {CONCURRENT_ROWS} rows, "
+            f"1 thread vs {CONCURRENT_THREADS}, medians"
+        )
+    for lib in LIBRARIES:
+        times = _concurrent.get(lib, {})
+        if 1 in times and CONCURRENT_THREADS in times:
+            lines.append(
+                f"  {lib:12s} 1 thread {times[1] * 1e3:8.2f} ms  {CONCURRENT_THREADS} threads "
+                f"{times[CONCURRENT_THREADS] * 1e3:8.2f} ms  scaling "
+                f"{times[1] / times[CONCURRENT_THREADS]:5.2f}x"
+            )
     return lines
 
 
@@ -126,3 +148,40 @@ def test_predict_proba(benchmark, ratio_table, digits_model, batch, library):
     benchmark(predict, X)
     if benchmark.stats is not None:  # None under --benchmark-disable
         ratio_table.setdefault(batch, {})[library] = benchmark.stats.stats.median
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ThreadPoolExecutor(CONCURRENT_THREADS) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("threads", [1, CONCURRENT_THREADS])
+def test_concurrent_predict_proba(benchmark, ratio_table, digits_model, pool, threads, library):
+    model, rows = digits_model
+    predict = _predictor(library, model)
+    X = np.ascontiguousarray(rows[:CONCURRENT_ROWS])
+    expected = model.predict_proba(X)
+
+    def share():
+        for _ in range(CONCURRENT_CALLS // threads):
+            predict(X)
+
+    def run():
+        if threads == 1:
+            return share()
+        for future in [pool.submit(share) for _ in range(threads)]:
+            future.result()
+
+    answers = list(pool.map(lambda _: np.asarray(predict(X)), range(threads)))
+    for answer in answers:
+        np.testing.assert_allclose(answer, expected, rtol=1e-6, atol=1e-9)
+    benchmark.group = (
+        f"concurrent: {CONCURRENT_CALLS} predict_proba calls of {CONCURRENT_ROWS} rows, "
+        f"64-100-10 digits model, f64"
+    )
+    benchmark.extra_info.update(library=library, threads=threads, mlpfast_backend=_engine.BACKEND)
+    benchmark(run)
+    if benchmark.stats is not None:
+        _concurrent.setdefault(library, {})[threads] = benchmark.stats.stats.median

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -430,6 +431,106 @@ View2D<T> inputs_sw(const py::array& sw, index_t n) {
   return view_2d<T>(sw, n, 1);
 }
 
+// A scipy.sparse X (matrix or array). The core takes CSR; other formats raise TypeError (the
+// estimators convert them first, as scikit-learn does).
+bool is_sparse(const py::handle& X) {
+  if (py::isinstance<py::array>(X)) return false;
+  return py::module_::import("scipy.sparse").attr("issparse")(X).cast<bool>();
+}
+
+// The core's view of a CSR X (sparse.h), its arrays kept alive; indices and indptr both int32 or
+// both int64 (a mixed pair becomes int64). Checked here, with the GIL released for the scans:
+// dtype T, X.shape[1] == layer_units[0], indptr from 0 and non-decreasing, columns in range,
+// stored values finite.
+template <typename T>
+struct SparseX {
+  py::array data, indices, indptr;
+  mlpfast::Csr<T> csr;
+};
+
+template <typename I>
+std::string csr_structure_error(const mlpfast::Csr<double>& X) {
+  const I* ptr = static_cast<const I*>(X.indptr);
+  const I* ind = static_cast<const I*>(X.indices);
+  if (ptr[0] != 0) return "X.indptr[0] must be 0, got " + std::to_string(ptr[0]);
+  for (index_t i = 0; i < X.rows; ++i)
+    if (ptr[i + 1] < ptr[i])
+      return "X.indptr must be non-decreasing (indptr[" + std::to_string(i + 1) +
+             "] = " + std::to_string(ptr[i + 1]) + " < " + std::to_string(ptr[i]) + ")";
+  if (index_t(ptr[X.rows]) > X.nnz)
+    return "X.indptr[-1] = " + std::to_string(ptr[X.rows]) + " exceeds the " +
+           std::to_string(X.nnz) + " stored values";
+  for (index_t p = 0; p < index_t(ptr[X.rows]); ++p)
+    if (ind[p] < 0 || index_t(ind[p]) >= X.cols)
+      return "X.indices[" + std::to_string(p) + "] = " + std::to_string(ind[p]) +
+             " is out of range for X with " + std::to_string(X.cols) + " columns";
+  return "";
+}
+
+template <typename T>
+SparseX<T> sparse_X(const py::handle& X, const Net& net, bool allow_empty) {
+  if (std::string(py::str(X.attr("format"))) != "csr")
+    throw py::type_error("a sparse X must be in CSR format, got '" +
+                         std::string(py::str(X.attr("format"))) + "' (convert with X.tocsr())");
+  const auto shape = X.attr("shape").cast<std::vector<index_t>>();
+  if (shape.size() != 2) throw py::value_error("X must be 2-D");
+  SparseX<T> s;
+  s.data = as_ndarray(X.attr("data"), "X.data");
+  require_dtype<T>(s.data, "X");
+  if (shape[1] != net.units[0])
+    throw py::value_error("X has " + std::to_string(shape[1]) + " columns but layer_units[0] is " +
+                          std::to_string(net.units[0]));
+  if (!allow_empty && shape[0] == 0) throw py::value_error("X has no rows (empty batch)");
+  py::array ind = as_ndarray(X.attr("indices"), "X.indices");
+  py::array ptr = as_ndarray(X.attr("indptr"), "X.indptr");
+  for (const py::array* a : {&s.data, &ind, &ptr})
+    if (a->ndim() != 1) throw py::value_error("X's data, indices and indptr must be 1-D");
+  const auto np = py::module_::import("numpy");
+  const bool narrow = ind.dtype().equal(py::dtype::of<std::int32_t>()) &&
+                      ptr.dtype().equal(py::dtype::of<std::int32_t>());
+  for (const py::array* a : {&ind, &ptr})
+    if (a->dtype().kind() != 'i' && a->dtype().kind() != 'u')
+      throw py::type_error("X.indices and X.indptr must be integer arrays, got dtype " +
+                           std::string(py::str(a->dtype())));
+  const py::object idx_dtype = narrow ? np.attr("int32") : np.attr("int64");
+  auto req = [&](const py::array& a, const py::object& dt) {
+    return py::array(np.attr("require")(a, dt, py::make_tuple("C", "A")));
+  };
+  s.data = req(s.data, s.data.dtype());
+  s.indices = req(ind, idx_dtype);
+  s.indptr = req(ptr, idx_dtype);
+  if (s.indptr.shape(0) != shape[0] + 1)
+    throw py::value_error("X.indptr has " + std::to_string(s.indptr.shape(0)) + " entries; X's " +
+                          std::to_string(shape[0]) + " rows need " + std::to_string(shape[0] + 1));
+  const index_t stored = std::min<index_t>(s.data.shape(0), s.indices.shape(0));
+  s.csr = {static_cast<const T*>(s.data.data()),
+           s.indices.data(),
+           s.indptr.data(),
+           !narrow,
+           shape[0],
+           shape[1],
+           stored};
+  std::string error;
+  bool finite_values = true;
+  {
+    py::gil_scoped_release release;
+    mlpfast::Csr<double> shape_only{nullptr,    s.csr.indices, s.csr.indptr, s.csr.wide,
+                                    s.csr.rows, s.csr.cols,    s.csr.nnz};
+    error = narrow ? csr_structure_error<std::int32_t>(shape_only)
+                   : csr_structure_error<std::int64_t>(shape_only);
+    if (error.empty()) {
+      const index_t used = narrow
+                               ? index_t(static_cast<const std::int32_t*>(s.csr.indptr)[shape[0]])
+                               : index_t(static_cast<const std::int64_t*>(s.csr.indptr)[shape[0]]);
+      s.csr.nnz = used;
+      finite_values = mlpfast::kernels<T>().all_finite(1, used, s.csr.data, used, 1);
+    }
+  }
+  if (!error.empty()) throw py::value_error(error);
+  if (!finite_values) throw py::value_error("X contains NaN or infinity");
+  return s;
+}
+
 template <typename T>
 bool finite(const Strided<T>& s) {
   return mlpfast::kernels<T>().all_finite(s.rows, s.cols, s.data, s.rs, s.cs);
@@ -473,31 +574,51 @@ struct Batch {
   View2D<T> X, Y, W{};  // W: a private copy of the sample weights (checked, then used)
   py::array sw;         // sample_weight as given (when given)
   bool given_sw = false;
+  bool sparse = false;  // X is CSR: S, not X
+  SparseX<T> S{};
   bool has_sw() const { return given_sw; }
   const T* sw_data() const { return has_sw() ? W.s.data : nullptr; }
   index_t sw_stride() const { return has_sw() ? W.s.rs : 1; }
+  index_t rows() const { return sparse ? S.csr.rows : X.s.rows; }
+  // f(the core's X): a Strided<T> or a Csr<T>
+  template <typename F>
+  decltype(auto) with_X(F&& f) const {
+    return sparse ? f(S.csr) : f(X.s);
+  }
+  // the arrays of X, for the overlap checks
+  std::vector<std::pair<const char*, py::array>> x_arrays() const {
+    if (sparse) return {{"X.data", S.data}, {"X.indices", S.indices}, {"X.indptr", S.indptr}};
+    return {{"X", X.keep}};
+  }
 };
 
 template <typename T>
-Batch<T> batch_inputs(const Net& net, const py::array& X, const py::array& Y,
+Batch<T> batch_inputs(const Net& net, const py::object& X, const py::array& Y,
                       const py::object& sw_obj) {
-  Batch<T> b{inputs_X<T>(X, net, false), {}, {}, {}, !sw_obj.is_none()};
-  b.Y = inputs_Y<T>(Y, net, b.X.s.rows);
+  Batch<T> b{};
+  b.given_sw = !sw_obj.is_none();
+  b.sparse = is_sparse(X);
+  if (b.sparse)
+    b.S = sparse_X<T>(X, net, false);
+  else
+    b.X = inputs_X<T>(as_ndarray(X, "X"), net, false);
+  b.Y = inputs_Y<T>(Y, net, b.rows());
   if (b.given_sw) {
     b.sw = as_ndarray(sw_obj, "sample_weight");
-    inputs_sw<T>(b.sw, b.X.s.rows);  // the checks
+    inputs_sw<T>(b.sw, b.rows());  // the checks
     // The weights are checked (finite, positive batch sums) and then used with the GIL
     // released: a copy, so that another thread cannot rewrite them in between (O(n)).
     const py::array_t<T> copy = fresh_copy<T>(b.sw);
-    b.W = {copy, {copy.data(), b.X.s.rows, 1, 1, 1}};
+    b.W = {copy, {copy.data(), b.rows(), 1, 1, 1}};
   }
   return b;
 }
 
 template <typename T>
 void require_finite(const Batch<T>& b) {
-  require_finite<T>(
-      {{"X", &b.X.s}, {"Y", &b.Y.s}, {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
+  require_finite<T>({{"X", b.sparse ? nullptr : &b.X.s},  // (a sparse X: checked in sparse_X)
+                     {"Y", &b.Y.s},
+                     {"sample_weight", b.has_sw() ? &b.W.s : nullptr}});
 }
 
 // With sample weights: the first batch (rows order[k * batch_size ...], or rows k * batch_size
@@ -545,19 +666,28 @@ void require_scale(const char* name, double value, bool positive) {
 
 template <typename T>
 py::array forward_typed(const Net& net, const py::object& params_obj, const py::object& activation,
-                        const py::array& X_arr) {
+                        const py::object& X_obj) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
-  View2D<T> X = inputs_X<T>(X_arr, net, true);
   const index_t n_out = net.units.back();
+  const T* p = static_cast<const T*>(params.data());
+  if (is_sparse(X_obj)) {
+    const SparseX<T> X = sparse_X<T>(X_obj, net, true);
+    auto out = py::array_t<T>({X.csr.rows, n_out});
+    T* o = out.mutable_data();
+    py::gil_scoped_release release;
+    mlpfast::forward<T>(net.spec, p, X.csr, o);
+    return std::move(out);
+  }
+  View2D<T> X = inputs_X<T>(as_ndarray(X_obj, "X"), net, true);
   auto out = py::array_t<T>({X.s.rows, n_out});
   require_finite<T>({{"X", &X.s}});
   T* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    mlpfast::forward<T>(net.spec, static_cast<const T*>(params.data()), X.s, o);
+    mlpfast::forward<T>(net.spec, p, X.s, o);
   }
-  return out;
+  return std::move(out);
 }
 
 py::array core_forward(const py::object& params, const py::object& layer_units,
@@ -565,22 +695,21 @@ py::array core_forward(const py::object& params, const py::object& layer_units,
                        const py::object& X) {
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
-  return with_float_dtype(p, "params", [&](auto t) {
-    return forward_typed<decltype(t)>(net, params, activation, as_ndarray(X, "X"));
-  });
+  return with_float_dtype(
+      p, "params", [&](auto t) { return forward_typed<decltype(t)>(net, params, activation, X); });
 }
 
 template <typename T>
 py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
-                          const py::object& activation, const py::array& X_arr,
+                          const py::object& activation, const py::object& X_obj,
                           const py::array& Y_arr, const py::object& sw_obj, double alpha) {
   const std::string why = net_str(net, activation);
   py::array params = flat_buffer<T>(params_obj, "params", net.n_params, why, false);
-  const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
+  const Batch<T> b = batch_inputs<T>(net, X_obj, Y_arr, sw_obj);
   require_scale<T>("alpha", alpha, false);
   require_finite(b);
   double w_sum = 0.0;
-  if (first_light_batch<T>(b, nullptr, b.X.s.rows, b.X.s.rows, w_sum) >= 0)
+  if (first_light_batch<T>(b, nullptr, b.rows(), b.rows(), w_sum) >= 0)
     throw py::value_error(
         "sample_weight must have a positive sum (the loss is a weighted mean), "
         "got " +
@@ -591,8 +720,10 @@ py::tuple loss_grad_typed(const Net& net, const py::object& params_obj,
   double loss;
   {
     py::gil_scoped_release release;
-    loss = mlpfast::loss_grad<T>(net.spec, static_cast<const T*>(params.data()), b.X.s, b.Y.s,
-                                 b.sw_data(), b.sw_stride(), alpha, g);
+    loss = b.with_X([&](const auto& X) {
+      return mlpfast::loss_grad<T>(net.spec, static_cast<const T*>(params.data()), X, b.Y.s,
+                                   b.sw_data(), b.sw_stride(), alpha, g);
+    });
   }
   return py::make_tuple(loss, grad);
 }
@@ -604,8 +735,8 @@ py::tuple core_loss_grad(const py::object& params, const py::object& layer_units
   const Net net = parse_net(layer_units, activation, out_activation);
   py::array p = as_ndarray(params, "params");
   return with_float_dtype(p, "params", [&](auto t) {
-    return loss_grad_typed<decltype(t)>(net, params, activation, as_ndarray(X, "X"),
-                                        as_ndarray(Y, "Y"), sample_weight, alpha);
+    return loss_grad_typed<decltype(t)>(net, params, activation, X, as_ndarray(Y, "Y"),
+                                        sample_weight, alpha);
   });
 }
 
@@ -629,7 +760,7 @@ py::array_t<std::int64_t> order_array(const py::object& obj) {
 template <typename T>
 py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
                             const py::object& state_obj, const py::object& activation,
-                            const py::array& X_arr, const py::array& Y_arr,
+                            const py::object& X_obj, const py::array& Y_arr,
                             const py::object& sw_obj, const py::object& order_obj,
                             index_t batch_size, mlpfast::TrainOptions opts) {
   const std::string why = net_str(net, activation);
@@ -643,7 +774,7 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   py::array state =
       flat_buffer<T>(state_obj, "opt_state", buffers * net.n_params,
                      "solver '" + solver_name + "' (" + state_doc + ") for " + why, true);
-  const Batch<T> b = batch_inputs<T>(net, X_arr, Y_arr, sw_obj);
+  const Batch<T> b = batch_inputs<T>(net, X_obj, Y_arr, sw_obj);
   py::array_t<std::int64_t> order = order_array(order_obj);
   if (batch_size < 1)
     throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
@@ -656,12 +787,13 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
     throw py::value_error("t = " + std::to_string(opts.t) + " plus the epoch's " +
                           std::to_string(n_batches) + " batches does not fit int64");
 
-  std::vector<std::pair<const char*, py::array>> read = {
-      {"X", X_arr}, {"Y", Y_arr}, {"order", order}};
+  std::vector<std::pair<const char*, py::array>> read = b.x_arrays();
+  read.push_back({"Y", Y_arr});
+  read.push_back({"order", order});
   if (b.has_sw()) read.push_back({"sample_weight", b.sw});
   check_disjoint({{"params", params}, {"opt_state", state}}, read);
 
-  const index_t n = b.X.s.rows, n_order = order.shape(0);
+  const index_t n = b.rows(), n_order = order.shape(0);
   const std::int64_t* idx = order.data();
   index_t bad_index = -1;
   {
@@ -683,9 +815,11 @@ py::tuple train_epoch_typed(const Net& net, const py::object& params_obj,
   double loss;
   {
     py::gil_scoped_release release;
-    loss = mlpfast::train_epoch<T>(net.spec, static_cast<T*>(params.mutable_data()),
-                                   static_cast<T*>(state.mutable_data()), b.X.s, b.Y.s, b.sw_data(),
-                                   b.sw_stride(), idx, n_order, batch_size, opts);
+    loss = b.with_X([&](const auto& X) {
+      return mlpfast::train_epoch<T>(net.spec, static_cast<T*>(params.mutable_data()),
+                                     static_cast<T*>(state.mutable_data()), X, b.Y.s, b.sw_data(),
+                                     b.sw_stride(), idx, n_order, batch_size, opts);
+    });
   }
   return py::make_tuple(loss, opts.t);
 }
@@ -713,7 +847,7 @@ py::tuple core_train_epoch(const py::object& params, const py::object& opt_state
                                    beta_1,    beta_2, epsilon,       t};
   py::array p = as_ndarray(params, "params");
   return with_float_dtype(p, "params", [&](auto dt) {
-    return train_epoch_typed<decltype(dt)>(net, params, opt_state, activation, as_ndarray(X, "X"),
+    return train_epoch_typed<decltype(dt)>(net, params, opt_state, activation, X,
                                            as_ndarray(Y, "Y"), sample_weight, order, batch_size,
                                            opts);
   });

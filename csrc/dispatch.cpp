@@ -41,12 +41,14 @@ struct Level {
   const char* name;
   void (*register_gemm)(KernelSet<float>&, KernelSet<double>&);
   void (*register_vector)(KernelSet<float>&, KernelSet<double>&);
+  void (*register_sparse)(KernelSet<float>&, KernelSet<double>&);
   bool (*cpu_has)();
 };
 
 // The compiled levels, worst to best.
 const Level kLevels[] = {
-#define MLPFAST_LEVEL(ns) {#ns, &ns::register_gemm, &ns::register_vector, &cpu_has_##ns},
+#define MLPFAST_LEVEL(ns) \
+  {#ns, &ns::register_gemm, &ns::register_vector, &ns::register_sparse, &cpu_has_##ns},
     MLPFAST_ISA_LEVELS(MLPFAST_LEVEL)
 #undef MLPFAST_LEVEL
 };
@@ -57,6 +59,7 @@ KernelTable make_table(const Level& level) {
   t.name = level.name;
   level.register_gemm(t.f32, t.f64);
   level.register_vector(t.f32, t.f64);
+  level.register_sparse(t.f32, t.f64);
   return t;
 }
 

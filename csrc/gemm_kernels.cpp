@@ -44,6 +44,7 @@
 #endif
 
 #include "gemm_common.h"
+#include "gemm_narrow.h"
 #include "gemm_small.h"
 #include "kernels.h"
 
@@ -555,6 +556,28 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
   }
 }
 
+#if MLPFAST_HAVE_VECTOR_EXT
+// ---------------------------------------------------------------------------------------------
+// Narrow outputs (gemm_narrow.h): rows of C in pieces of whole MR-row tiles, taken dynamically
+// by nt threads; rows are independent, so the pieces change no arithmetic.
+template <typename T>
+void gemm_narrow(int vb, int r, bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a,
+                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
+                 Activation act, int nt) {
+  constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV;
+  const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1, kcb = k_block<T>(k);
+  auto rows = [&](index_t i0, index_t i1) {
+    narrow_any<T, MR, NV>(vb, r, i1 - i0, n, k, kcb, a + i0 * sa_i, sa_i, sa_p, alpha, b, ldb, beta,
+                          c + i0 * ldc, ldc, bias, act);
+  };
+  if (nt <= 1) return rows(0, m);
+  const index_t tiles = (m + MR - 1) / MR, per = (tiles + 4 * nt - 1) / (4 * nt) * MR;
+  const index_t pieces = (m + per - 1) / per;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (index_t t = 0; t < pieces; ++t) rows(t * per, (t + 1) * per < m ? (t + 1) * per : m);
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Packed A of one row super-block stays under this size (rows are processed in super-blocks
 // beyond it, which changes no arithmetic).
@@ -577,6 +600,14 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
     nt = omp_get_max_threads();
     if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
+  }
+#endif
+#if MLPFAST_HAVE_VECTOR_EXT
+  if (!trans_b && n < Blocks<T>::NV * lanes<T>()) {  // narrow outputs: gemm_narrow.h
+    int vb = 0, r = 0;
+    if (narrow_shape<T, Blocks<T>::NV>(n, &vb, &r))
+      return gemm_narrow(vb, r, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act,
+                         nt);
   }
 #endif
   Job<T> job{};

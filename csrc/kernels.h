@@ -14,6 +14,7 @@
 #include "common.h"
 #include "losses.h"
 #include "optimizers.h"
+#include "sparse.h"
 
 namespace mlpfast {
 
@@ -86,6 +87,20 @@ struct KernelSet {
   // true iff every element of the strided m x n array (element (i, j) at x[i*rs + j*cs]) is
   // finite.
   bool (*all_finite)(index_t m, index_t n, const T* x, index_t rs, index_t cs) = nullptr;
+
+  // ---- sparse first layer (sparse_kernels.cpp; sparse.h). Rows of the result are independent
+  // and each gradient element is summed in batch order by one thread: bitwise identical for any
+  // thread count.
+
+  // C = act(X_b W + bias) for the x.m rows X_b of a CSR matrix; W: x.X.cols x n (ld n), C: x.m x
+  // n (ldc), bias null or length n, act not prelu (as gemm).
+  void (*csr_gemm)(const CsrRows<T>& x, index_t n, const T* W, const T* bias, Activation act, T* c,
+                   index_t ldc) = nullptr;
+  // G = alpha X_b^T dZ (x.X.cols x n, ld n), dZ: x.m x n (lddz). G is taken to be zero except in
+  // the rows of the columns `clear` holds (every row of G when clear is null): those are zeroed
+  // first, so consecutive batches only touch the rows their nonzeros name.
+  void (*csr_gemm_tn)(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T alpha, const T* dz,
+                      index_t lddz, T* g) = nullptr;
 };
 
 // Batches of at most this many rows update the weights through the *_outer steps (measured on
@@ -141,5 +156,6 @@ int max_threads();
   namespace ns {                                                       \
   void register_gemm(KernelSet<float>& f32, KernelSet<double>& f64);   \
   void register_vector(KernelSet<float>& f32, KernelSet<double>& f64); \
+  void register_sparse(KernelSet<float>& f32, KernelSet<double>& f64); \
   }                                                                    \
   }

@@ -217,30 +217,46 @@ struct BatchBuffers {
   }
 };
 
+// The first layer's input for one batch of m rows: dense rows x (leading dimension ldx), or the
+// rows of a CSR matrix (csr, sparse.h; x null). With csr, `clear` names the rows of dW_0 the
+// previous batch wrote (null: none known, so all), which csr_gemm_tn zeroes first.
+template <typename T>
+struct Input {
+  const T* x = nullptr;
+  index_t ldx = 0;
+  const CsrRows<T>* csr = nullptr;
+  const CsrRows<T>* clear = nullptr;
+};
+
 // Z_l = A_(l-1) W_l + b_l and A_l = g(Z_l) for every layer; the output layer's Z goes to z_out
 // (leading dimension ldo) without its activation (the loss or output_forward applies it).
 // k: the call's kernel set; poll: null, or the call's interrupt poll.
 template <typename T>
 void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
-                   const T* params, index_t m, const T* x, index_t ldx, const BatchBuffers<T>& buf,
+                   const T* params, index_t m, const Input<T>& x, const BatchBuffers<T>& buf,
                    T* z_out, index_t ldo) {
   const int L = net.n_layers;
-  const T* in = x;
-  index_t ld_in = ldx;
+  const T* in = x.x;
+  index_t ld_in = x.ldx;
   for (int l = 0; l < L; ++l) {
     const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
     const T* W = params + lay.w[l];
     const T* b = params + lay.b[l];
+    // C = act(A_(l-1) W_l + b_l); a sparse X's first layer: sparse x dense (sparse_kernels.cpp)
+    auto product = [&](T* c, index_t ldc, Activation act) {
+      if (l == 0 && x.csr)
+        k.csr_gemm(*x.csr, fan_out, W, b, act, c, ldc);
+      else
+        gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
+                       c, ldc, b, act);
+    };
     if (l == L - 1) {
-      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
-                     z_out, ldo, b, Activation::identity);
+      product(z_out, ldo, Activation::identity);
     } else if (net.act == Activation::prelu) {
-      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
-                     buf.z[l], fan_out, b, Activation::identity);
+      product(buf.z[l], fan_out, Activation::identity);
       k.prelu_forward(m, fan_out, buf.z[l], fan_out, params + lay.s[l], buf.a[l], fan_out);
     } else {
-      gemm_pieces<T>(k, poll, false, false, m, fan_out, fan_in, T(1), in, ld_in, W, fan_out, T(0),
-                     buf.a[l], fan_out, b, net.act);
+      product(buf.a[l], fan_out, net.act);
     }
     if (l < L - 1) {
       in = buf.a[l];
@@ -252,7 +268,8 @@ void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const 
 // From dZ_L in buf.d[0] (m x units[L]) down to the first layer: grad = [dW / m_eff (no L2
 // term), db, dslope]. buf.d[0] and buf.d[1] are overwritten. With an update_weights callable
 // (small batches) the weights' gradients are not formed at all: once dA_(l-1) has been taken
-// from the old W_l, update_weights(l, A_(l-1), its ld, dZ_l) steps W_l in place.
+// from the old W_l, update_weights(l, A_(l-1), its ld, dZ_l) steps W_l in place (A_0 is null
+// for a sparse X).
 struct NoWeightUpdate {
   template <typename T>
   void operator()(int, const T*, index_t, const T*) const {}
@@ -260,19 +277,23 @@ struct NoWeightUpdate {
 
 template <typename T, typename UpdateWeights = NoWeightUpdate>
 void backward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
-                    const T* params, index_t m, const T* x, index_t ldx, const BatchBuffers<T>& buf,
+                    const T* params, index_t m, const Input<T>& x, const BatchBuffers<T>& buf,
                     T m_eff, T* grad, const UpdateWeights* update_weights = nullptr) {
   const int L = net.n_layers;
   T* dz = buf.d[0];
   T* other = buf.d[1];
   for (int l = L - 1; l >= 0; --l) {
     const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
-    const T* a_prev = l == 0 ? x : buf.a[l - 1];
-    const index_t ld_prev = l == 0 ? ldx : fan_in;
+    const T* a_prev = l == 0 ? x.x : buf.a[l - 1];
+    const index_t ld_prev = l == 0 ? x.ldx : fan_in;
     // dW_l = A_(l-1)^T dZ_l / m_eff
-    if (!update_weights)  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
-      gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
-                     fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
+    if (!update_weights) {
+      if (l == 0 && x.csr)  // a sparse X: scattered per nonzero (sparse_kernels.cpp)
+        k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / m_eff, dz, fan_out, grad + lay.w[0]);
+      else  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
+        gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
+                       fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
+    }
     k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
     if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
       gemm_pieces<T>(k, poll, false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l],
@@ -319,6 +340,54 @@ index_t ld_in_place(const Strided<T>& src) {
   return src.rows == 1 ? (src.cols > 0 ? src.cols : 1) : src.rs;
 }
 
+// Where a call's batches come from (forward, loss_grad, train_epoch are written once over
+// these): rows(idx, first, m) is the first layer's Input for rows idx[0..m) of X (first..first+m
+// when idx is null), valid until the next rows().
+//   DenseRows: read in place when the GEMM can (in order, unit column stride), else gathered
+//   into one buffer of the call's workspace (width(): its columns).
+template <typename T>
+class DenseRows {
+ public:
+  DenseRows(Strided<T> X, bool by_index) : X_(X), copy_(by_index || !rows_in_place(X)) {}
+  index_t width() const { return X_.cols; }
+  void reserve(Arena& arena, index_t rows) const {
+    if (copy_) arena.reserve<T>(rows, X_.cols);
+  }
+  void take(Arena& arena, index_t rows) {
+    if (copy_) buf_ = arena.take<T>(rows, X_.cols);
+  }
+  Input<T> rows(const std::int64_t* idx, index_t first, index_t m) {
+    if (!copy_) return {X_.data + first * X_.rs, ld_in_place(X_)};
+    gather_rows(X_, idx, first, m, buf_);
+    return {buf_, X_.cols};
+  }
+
+ private:
+  Strided<T> X_;
+  bool copy_;
+  T* buf_ = nullptr;
+};
+
+//   SparseRows: a CSR X's rows are named, never copied; each batch clears the rows of dW_0 the
+//   one before it wrote (Input::clear).
+template <typename T>
+class SparseRows {
+ public:
+  explicit SparseRows(const Csr<T>& X) : X_(X) {}
+  index_t width() const { return 0; }
+  void reserve(Arena&, index_t) const {}
+  void take(Arena&, index_t) {}
+  Input<T> rows(const std::int64_t* idx, index_t first, index_t m) {
+    prev_ = cur_;
+    cur_ = {X_, idx, first, m};
+    return {nullptr, 0, &cur_, prev_.m > 0 ? &prev_ : nullptr};
+  }
+
+ private:
+  Csr<T> X_;
+  CsrRows<T> cur_{}, prev_{};
+};
+
 }  // namespace
 
 void set_interrupt_hook(InterruptHook hook) {
@@ -328,62 +397,54 @@ void set_interrupt_hook(InterruptHook hook) {
 index_t n_params(const NetSpec& net) { return Layout(net).n_params; }
 index_t n_weights(const NetSpec& net) { return Layout(net).n_weights; }
 
-template <typename T>
-void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
+namespace {
+
+// forward (network.h) on n rows of X.
+template <typename T, typename Rows>
+void forward_rows(const NetSpec& net, const T* params, Rows X, index_t n, T* out) {
   const Layout lay(net);
-  const index_t n = X.rows, n_in = net.units[0], n_out = net.units[net.n_layers];
+  const index_t n_out = net.units[net.n_layers];
   if (n == 0) return;
   // Chunks of at least 1024 rows keep the GEMM efficient; about 2^20 elements per buffer keep
   // the memory bounded (a few MiB) for any n.
-  const index_t widest = lay.widest_hidden > n_in ? lay.widest_hidden : n_in;
+  const index_t widest = lay.widest_hidden > X.width() ? lay.widest_hidden : X.width();
   index_t chunk = (index_t(1) << 20) / (widest > 0 ? widest : 1);
   if (chunk < 1024) chunk = 1024;
   if (chunk > n) chunk = n;
-  const bool direct = rows_in_place(X);
 
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, chunk, false);
-  if (!direct) arena.reserve<T>(chunk, n_in);
+  X.reserve(arena, chunk);
   arena.allocate();
   buf.take(arena, net, lay, chunk, false);
-  T* xb = direct ? nullptr : arena.take<T>(chunk, n_in);
+  X.take(arena, chunk);
 
   const KernelSet<T>& k = kernels<T>();
   Poll poll;
   for (index_t r0 = 0; r0 < n; r0 += chunk) {
     const index_t m = n - r0 < chunk ? n - r0 : chunk;
-    const T* x;
-    index_t ldx;
-    if (direct) {
-      x = X.data + r0 * X.rs;
-      ldx = ld_in_place(X);
-    } else {
-      gather_rows(X, nullptr, r0, m, xb);
-      x = xb;
-      ldx = n_in;
-    }
     T* o = out + r0 * n_out;
-    forward_batch(k, &poll, net, lay, params, m, x, ldx, buf, o, n_out);
+    forward_batch(k, &poll, net, lay, params, m, X.rows(nullptr, r0, m), buf, o, n_out);
     k.output_forward(net.out, m, n_out, o, n_out);
     poll.check();
   }
 }
 
-template <typename T>
-double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
-                 index_t sw_stride, double alpha, T* grad) {
+// loss_grad (network.h) on the m rows of X.
+template <typename T, typename Rows>
+double loss_grad_rows(const NetSpec& net, const T* params, Rows X, index_t m, Strided<T> Y,
+                      const T* sw, index_t sw_stride, double alpha, T* grad) {
   const Layout lay(net);
   const KernelSet<T>& k = kernels<T>();
-  const index_t m = X.rows, n_in = net.units[0], n_out = net.units[net.n_layers];
-  const bool x_direct = rows_in_place(X);
+  const index_t n_out = net.units[net.n_layers];
   const bool y_direct = Y.cs == 1 || n_out == 1;
   const bool sw_direct = sw == nullptr || sw_stride == 1;
 
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, m, true);
-  if (!x_direct) arena.reserve<T>(m, n_in);
+  X.reserve(arena, m);
   if (!y_direct) arena.reserve<T>(m, n_out);
   if (!sw_direct) arena.reserve<T>(m);
   arena.reserve<double>(m);
@@ -391,14 +452,8 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   arena.allocate();
   buf.take(arena, net, lay, m, true);
 
-  const T* x = X.data;
-  index_t ldx = ld_in_place(X);
-  if (!x_direct) {
-    T* xb = arena.take<T>(m, n_in);
-    gather_rows(X, nullptr, 0, m, xb);
-    x = xb;
-    ldx = n_in;
-  }
+  X.take(arena, m);
+  const Input<T> x = X.rows(nullptr, 0, m);
   const T* y = Y.data;
   index_t ldy = Y.rs;
   if (!y_direct) {
@@ -423,11 +478,11 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   }
 
   Poll poll;
-  forward_batch(k, &poll, net, lay, params, m, x, ldx, buf, buf.z_out, n_out);
+  forward_batch(k, &poll, net, lay, params, m, x, buf, buf.z_out, n_out);
   const double data =
       k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, y, ldy, w, buf.d[0], n_out, row_loss);
   poll.check();
-  backward_batch(k, &poll, net, lay, params, m, x, ldx, buf, T(m_eff), grad);
+  backward_batch(k, &poll, net, lay, params, m, x, buf, T(m_eff), grad);
   double loss = data / m_eff;
   if (alpha != 0.0) {
     const double sum_sq = k.sum_squares(lay.n_weights, params, partials);
@@ -437,24 +492,22 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
   return loss;
 }
 
-namespace {
-
 // One epoch with the solver Opt: the batches, each stepped by Opt's kernels (`opt`) with the
 // Step its schedule gives.
-template <typename T, typename Opt>
-double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, Strided<T> Y,
-                        const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+template <typename T, typename Opt, typename Rows>
+double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided<T> Y, const T* sw,
+                        index_t sw_stride, const std::int64_t* order, index_t n_order,
                         index_t batch_size, TrainOptions& opts, const KernelSet<T>& k) {
   const Layout lay(net);
   const OptimizerKernels<T>& opt = k.solver[int(opts.solver)];
-  const index_t n_in = net.units[0], n_out = net.units[net.n_layers];
+  const index_t n_out = net.units[net.n_layers];
   const index_t rows = batch_size < n_order ? batch_size : n_order;
   const index_t np = lay.n_params, nw = lay.n_weights;
 
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, rows, true);
-  arena.reserve<T>(rows, n_in);                  // gathered X rows
+  X.reserve(arena, rows);                        // gathered X rows (dense X)
   arena.reserve<T>(rows, n_out);                 // gathered Y rows
   arena.reserve<T>(rows);                        // gathered sample weights
   arena.reserve<T>(np);                          // gradient
@@ -463,7 +516,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   arena.reserve<double>(n_partials);
   arena.allocate();
   buf.take(arena, net, lay, rows, true);
-  T* xb = arena.take<T>(rows, n_in);
+  X.take(arena, rows);
   T* yb = arena.take<T>(rows, n_out);
   T* wb = arena.take<T>(rows);
   T* grad = arena.take<T>(np);
@@ -475,7 +528,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   for (index_t start = 0; start < n_order; start += rows) {
     const index_t m = n_order - start < rows ? n_order - start : rows;
     const std::int64_t* idx = order + start;
-    gather_rows(X, idx, 0, m, xb);
+    const Input<T> x = X.rows(idx, 0, m);
     gather_rows(Y, idx, 0, m, yb);
     double m_eff = double(m);
     if (sw) {
@@ -488,7 +541,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
     const double l2 = opts.alpha / m_eff;
     const typename Opt::Step step = Opt::schedule(opts);
 
-    forward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, buf.z_out, n_out);
+    forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out);
     const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
                                            sw ? wb : nullptr, buf.d[0], n_out, row_loss);
     double sum_sq = 0.0;
@@ -497,14 +550,20 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
         const index_t fan_in = net.units[l], fan_out = net.units[l + 1], off = lay.w[l];
+        if (l == 0 && x.csr) {  // a sparse X: its (sparse) gradient, then the flat step
+          const index_t n = fan_in * fan_out;
+          k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / T(m_eff), dz, fan_out, grad + off);
+          sum_sq += opt.step(n, n, params + off, grad + off, state + off, np, &step, l2,
+                             want_sum_sq ? partials : nullptr);
+          return;
+        }
         sum_sq += opt.step_outer(fan_in, fan_out, m, a_prev, ld_prev, dz, fan_out, T(m_eff),
                                  params + off, state + off, np, &step, l2, want_sum_sq, partials);
       };
-      backward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, T(m_eff), grad,
-                     &update_weights);
+      backward_batch(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad, &update_weights);
       opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
-      backward_batch(k, nullptr, net, lay, params, m, xb, n_in, buf, T(m_eff), grad);
+      backward_batch(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad);
       sum_sq =
           opt.step(np, nw, params, grad, state, np, &step, l2, want_sum_sq ? partials : nullptr);
     }
@@ -514,17 +573,52 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Strided<T> X, S
   return accumulated / double(n_order);
 }
 
-}  // namespace
-
-template <typename T>
-double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
-                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
-                   index_t batch_size, TrainOptions& opts) {
+template <typename T, typename Rows>
+double train_epoch_rows(const NetSpec& net, T* params, T* opt_state, Rows X, Strided<T> Y,
+                        const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                        index_t batch_size, TrainOptions& opts) {
   const KernelSet<T>& k = kernels<T>();  // once: the whole epoch runs at one level
   return visit(opts.solver, [&](auto solver) {
     return train_epoch_with<T, decltype(solver)>(net, params, opt_state, X, Y, sw, sw_stride, order,
                                                  n_order, batch_size, opts, k);
   });
+}
+
+}  // namespace
+
+template <typename T>
+void forward(const NetSpec& net, const T* params, Strided<T> X, T* out) {
+  forward_rows(net, params, DenseRows<T>(X, false), X.rows, out);
+}
+template <typename T>
+void forward(const NetSpec& net, const T* params, const Csr<T>& X, T* out) {
+  forward_rows(net, params, SparseRows<T>(X), X.rows, out);
+}
+
+template <typename T>
+double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y, const T* sw,
+                 index_t sw_stride, double alpha, T* grad) {
+  return loss_grad_rows(net, params, DenseRows<T>(X, false), X.rows, Y, sw, sw_stride, alpha, grad);
+}
+template <typename T>
+double loss_grad(const NetSpec& net, const T* params, const Csr<T>& X, Strided<T> Y, const T* sw,
+                 index_t sw_stride, double alpha, T* grad) {
+  return loss_grad_rows(net, params, SparseRows<T>(X), X.rows, Y, sw, sw_stride, alpha, grad);
+}
+
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts) {
+  return train_epoch_rows(net, params, opt_state, DenseRows<T>(X, true), Y, sw, sw_stride, order,
+                          n_order, batch_size, opts);
+}
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, const Csr<T>& X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts) {
+  return train_epoch_rows(net, params, opt_state, SparseRows<T>(X), Y, sw, sw_stride, order,
+                          n_order, batch_size, opts);
 }
 
 template void forward<float>(const NetSpec&, const float*, Strided<float>, float*);
@@ -537,6 +631,18 @@ template double train_epoch<float>(const NetSpec&, float*, float*, Strided<float
                                    const float*, index_t, const std::int64_t*, index_t, index_t,
                                    TrainOptions&);
 template double train_epoch<double>(const NetSpec&, double*, double*, Strided<double>,
+                                    Strided<double>, const double*, index_t, const std::int64_t*,
+                                    index_t, index_t, TrainOptions&);
+template void forward<float>(const NetSpec&, const float*, const Csr<float>&, float*);
+template void forward<double>(const NetSpec&, const double*, const Csr<double>&, double*);
+template double loss_grad<float>(const NetSpec&, const float*, const Csr<float>&, Strided<float>,
+                                 const float*, index_t, double, float*);
+template double loss_grad<double>(const NetSpec&, const double*, const Csr<double>&,
+                                  Strided<double>, const double*, index_t, double, double*);
+template double train_epoch<float>(const NetSpec&, float*, float*, const Csr<float>&,
+                                   Strided<float>, const float*, index_t, const std::int64_t*,
+                                   index_t, index_t, TrainOptions&);
+template double train_epoch<double>(const NetSpec&, double*, double*, const Csr<double>&,
                                     Strided<double>, const double*, index_t, const std::int64_t*,
                                     index_t, index_t, TrainOptions&);
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "sparse.h"
 
 namespace mlpfast {
 
@@ -60,6 +61,18 @@ double loss_grad(const NetSpec& net, const T* params, Strided<T> X, Strided<T> Y
 // steps). TrainOptions: optimizers.h.
 template <typename T>
 double train_epoch(const NetSpec& net, T* params, T* opt_state, Strided<T> X, Strided<T> Y,
+                   const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
+                   index_t batch_size, TrainOptions& opts);
+
+// The same three on a CSR X (sparse.h; bindings.cpp has checked its structure and values): only
+// the first layer's products differ (sparse_kernels.cpp); X is neither copied nor densified.
+template <typename T>
+void forward(const NetSpec& net, const T* params, const Csr<T>& X, T* out);
+template <typename T>
+double loss_grad(const NetSpec& net, const T* params, const Csr<T>& X, Strided<T> Y, const T* sw,
+                 index_t sw_stride, double alpha, T* grad);
+template <typename T>
+double train_epoch(const NetSpec& net, T* params, T* opt_state, const Csr<T>& X, Strided<T> Y,
                    const T* sw, index_t sw_stride, const std::int64_t* order, index_t n_order,
                    index_t batch_size, TrainOptions& opts);
 

@@ -3,7 +3,8 @@
 In float64, same hyper-parameters and random_state must give scikit-learn's model: same initial
 weights, sample order and validation split, so the same loss curve, weights and predictions up to
 rounding (exactly, with MLPFAST_ENGINE=reference). Also checked: the flat parameter buffer,
-float32 end to end, divergence, Ctrl-C, pickling, dense-only input, the extra activations.
+float32 end to end, divergence, Ctrl-C, pickling, the extra activations (sparse input:
+test_sparse.py).
 """
 
 import copy
@@ -278,20 +279,6 @@ def test_non_contiguous_and_integer_input():
     assert_array_equal(model.predict_proba(Xi[:50]), model.predict_proba(Xi[:50].astype(float)))
     refit = _quiet(MLPClassifier(**COMMON).fit, Xf, Y_DIG)
     assert_array_equal(refit._params, model._params)
-
-
-@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
-def test_sparse_input_is_a_clear_type_error(Est):
-    sp = pytest.importorskip("scipy.sparse")
-    X, y = sp.csr_matrix(X_BIN), Y_BIN
-    with pytest.raises(TypeError, match="sparse input is not supported yet"):
-        Est(max_iter=2).fit(X, y)
-    model = _quiet(Est(**COMMON).fit, X_BIN, Y_BIN)
-    with pytest.raises(TypeError, match="sparse input is not supported yet"):
-        model.predict(X)
-    if Est is MLPClassifier:
-        with pytest.raises(TypeError, match="sparse input is not supported yet"):
-            Est(max_iter=2).partial_fit(X, y, classes=[0, 1])
 
 
 def test_extra_activation_is_validated():

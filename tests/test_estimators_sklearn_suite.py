@@ -17,9 +17,7 @@ _SOURCE = pathlib.Path(sklearn.neural_network.__file__).parent / "tests" / "test
 _IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 
 # test name -> why it cannot pass for mlpfast
-DELIBERATE = {
-    "test_sparse_matrices": "sparse input is rejected with a TypeError (dense-only core)",
-}
+DELIBERATE: dict = {}
 
 
 @pytest.fixture

@@ -141,11 +141,13 @@ def test_other_inputs_take_sklearns_path(task, kind, spy, monkeypatch):
         assert_identical(got, expected)
 
 
-def test_sparse_input_raises_type_error_as_before():
+def test_sparse_input_takes_the_slow_path_with_the_same_result(spy):
     model = fitted("multiclass")
     for method in methods(model):
-        with pytest.raises(TypeError, match="sparse input is not supported"):
-            getattr(model, method)(sp.csr_matrix(X))
+        spy.clear()
+        got = getattr(model, method)(sp.csr_matrix(X))
+        assert not any(spy), f"{method}: the fast path answered a sparse X"
+        np.testing.assert_allclose(got, getattr(model, method)(X), rtol=1e-12, atol=1e-14)
 
 
 def _warning_texts(model, method, data):
@@ -250,3 +252,89 @@ def test_concurrent_predictions_from_threads(task, monkeypatch):
     for t in threads:
         t.join()
     assert failures == []
+
+
+# --- the estimator's lock: predictions share it, training has it alone --------------------------
+# Each test below holds one side of the lock with an Event and checks which other calls can get
+# through (they either finish or are still waiting when checked): states, not timings. A wait
+# that should end is given 60 s, far beyond any of these calls.
+
+
+def _in_thread(fn):
+    """Runs fn in a thread; returns (thread, done Event, results list)."""
+    done, results = threading.Event(), []
+
+    def run():
+        results.append(fn())
+        done.set()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, done, results
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "sklearn-path"])
+def test_predictions_do_not_wait_for_each_other(fast, monkeypatch):
+    """While one thread is inside a prediction, another thread's prediction goes through (the
+    estimator's lock is shared by predictions: concurrent predictions scale)."""
+    model = fitted("multiclass")
+    expected = slow(model, "predict_proba", X, monkeypatch)
+    if not fast:
+        monkeypatch.setattr(_engine, "predict_forward", None)
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_prediction():
+        with model._lock().read:
+            inside.set()
+            leave.wait(60)
+
+    holder, _, _ = _in_thread(long_prediction)
+    assert inside.wait(60)
+    try:
+        _, done, results = _in_thread(lambda: model.predict_proba(X))
+        assert done.wait(60), "a prediction waited for another thread's prediction"
+        assert results[0].tobytes() == expected.tobytes()
+    finally:
+        leave.set()
+        holder.join(60)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_training_waits_for_predictions_and_holds_off_new_ones():
+    """partial_fit waits for a running prediction to end; a prediction that starts while
+    partial_fit waits comes after it (so a stream of predictions cannot starve training), and
+    answers with the trained model."""
+    model = fitted("multiclass")
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_prediction():
+        with model._lock().read:
+            inside.set()
+            leave.wait(60)
+
+    holder, _, _ = _in_thread(long_prediction)
+    assert inside.wait(60)
+    y = model.predict(X)
+    trainer, trained, _ = _in_thread(lambda: model.partial_fit(X, y))
+    lock = model._lock()
+    while not lock._waiting:  # partial_fit has reached the lock and waits for the prediction
+        assert trainer.is_alive()
+        threading.Event().wait(0.01)
+    _, predicted, results = _in_thread(lambda: model.predict_proba(X))
+    assert not trained.wait(0.5), "partial_fit ran during a prediction"
+    assert not predicted.is_set(), "a new prediction overtook the waiting partial_fit"
+    leave.set()
+    assert trained.wait(60) and predicted.wait(60)
+    holder.join(60)
+    # the late prediction saw the trained weights
+    np.testing.assert_array_equal(results[0], model.predict_proba(X))
+
+
+def test_training_from_inside_its_own_prediction_is_refused():
+    model = fitted("multiclass")
+    with model._lock().read:
+        with pytest.raises(RuntimeError, match="inside one of its own predictions"):
+            model.partial_fit(X, model.predict(X))
+        # the thread may predict again inside its prediction (nested reads)
+        model.predict_proba(X)
+    model.partial_fit(X, model.predict(X))  # and train once it is out

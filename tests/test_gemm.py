@@ -339,6 +339,39 @@ def test_bitwise_identical_wherever_an_element_falls(isa, dtype):
             np.testing.assert_array_equal(part, full[i0:, j0:])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_narrow_outputs_equal_the_wide_products_columns(isa, dtype):
+    # Outputs narrower than a packed tile (a classifier's 10 classes, a regressor's 1 to 3
+    # outputs; NN and TN) take their own path (gemm_narrow.h), which must give each element the
+    # bits the packed path gives it: compare with the same columns of a product 64 columns wider
+    # (packed), over 1 and 2 threads, K in one and in several blocks, every epilogue option.
+    rng = np.random.default_rng(21)
+    for m, k, n in [(37, 64, 10), (1500, 600, 10), (257, 100, 1), (64, 33, 3), (45, 20, 47)]:
+        for ta in (False, True):
+            a, b = operands(rng, m, k, n + 64, ta, False, dtype)
+            bias = rng.standard_normal(n + 64).astype(dtype)
+            c = rng.standard_normal((m, n + 64)).astype(dtype)
+            for alpha, beta, act in [(1.0, 0.0, None), (0.75, 0.5, "relu"), (1.0, 1.0, "tanh")]:
+                wide = c.copy()
+                core.gemm(
+                    a, b, trans_a=ta, bias=bias, out=wide, alpha=alpha, beta=beta, activation=act
+                )
+                for threads in (1, 2):
+                    narrow = c[:, :n].copy()
+                    with threadpool_limits(threads):
+                        core.gemm(
+                            a,
+                            np.ascontiguousarray(b[:, :n]),
+                            trans_a=ta,
+                            bias=bias[:n],
+                            out=narrow,
+                            alpha=alpha,
+                            beta=beta,
+                            activation=act,
+                        )
+                    np.testing.assert_array_equal(narrow, wide[:, :n])
+
+
 _DET_SCRIPT = r"""
 import hashlib, json, sys
 import numpy as np

@@ -3,7 +3,8 @@ memory returns to (about) where it was. Each measurement runs in a fresh interpr
 nothing else the suite allocated is counted; RSS is read from /proc/self/statm.
 
 Today the GEMM's per-thread packing buffers are kept for the thread's life at their largest
-size: after the 8 x 10**6 @ 10**6 x 8 float64 product, 61 MiB stay resident (32 MiB in float32).
+size: after the 64 x 125000 @ 125000 x 64 float64 product, 61 MiB stay resident (32 MiB in
+float32).
 The issue allows 16 MiB per thread.
 """
 
@@ -46,10 +47,11 @@ core.gemm(w, w)
 del w
 gc.collect()
 start = rss_mib()
-a = np.ones((8, 10**6), dtype)
-b = np.ones((10**6, 8), dtype)
+# 64 outputs: a packed product at every ISA level (narrower ones are not packed, gemm_narrow.h)
+a = np.ones((64, 125000), dtype)
+b = np.ones((125000, 64), dtype)
 c = core.gemm(a, b)
-assert c[0, 0] == 10**6, c[0, 0]
+assert c[0, 0] == 125000, c[0, 0]
 peak = rss_mib()
 del a, b, c
 gc.collect()
@@ -68,7 +70,7 @@ raise SystemExit(0 if kept <= allowed else 1)
     "(61 MiB for this float64 product) for the calling thread's life",
 )
 def test_tall_gemm_gives_memory_back_float64():
-    # ~130 MiB of operands; the product itself is 8 x 8
+    # ~120 MiB of operands; the product itself is 64 x 64
     out = run_script(TALL_GEMM.format(dtype="float64", per_thread=PER_THREAD_MIB), timeout=120)
     print(out.stdout)
     expect_clean_exit(out, "memory kept after a tall float64 gemm")

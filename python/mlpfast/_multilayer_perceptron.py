@@ -22,8 +22,12 @@ private scikit-learn name they rely on is recorded in ``_sklearn_compat``):
   predicting while it trains, would otherwise read torn weights. They wait for each other
   instead (the lock is created on first use, never pickled, cloned or listed by get_params).
 
+Sparse X (scipy.sparse CSR or CSC, matrices and arrays; scikit-learn's validation converts other
+formats) reaches the core as CSR (``_engine_input``): only the first layer's products see the
+sparsity, and X is never densified.
+
 Differences from scikit-learn, on purpose: float32 input trains in float32 throughout (also with
-lbfgs; scikit-learn mixes float64 in); sparse input raises TypeError; the hidden activation may
+lbfgs; scikit-learn mixes float64 in); the hidden activation may
 be any the engine implements (``HIDDEN_ACTIVATIONS``: scikit-learn's and more); a fit that
 diverges raises scikit-learn's error but leaves the last finite weights (and stops at once
 instead of finishing the epochs in NaN).
@@ -69,18 +73,27 @@ _NON_FINITE_MSG = (
 )
 
 
-def _reject_sparse(X):
-    if sp.issparse(X):
-        raise TypeError(
-            "sparse input is not supported yet: mlpfast's MLP estimators need a dense array "
-            "(e.g. X.toarray())."
-        )
-
-
 def _float_dtype(*dtypes):
     """numpy's result type of the operands, if float32/float64, else float64 (as X @ W gives).
     Always numpy's own dtype instance (an unpickled array carries an equal but distinct one)."""
     return np.dtype(np.float32 if np.result_type(*dtypes) == np.float32 else np.float64)
+
+
+def _engine_input(X, dtype):
+    """X as the engine takes it: a C-contiguous array, or a CSR matrix (from CSR or CSC; never
+    densified), of the given dtype. No copy when X already is one."""
+    if sp.issparse(X):
+        return X.tocsr(copy=False).astype(dtype, copy=False)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _check_sparse_structure(X):
+    """scipy's full check of a sparse X's index arrays (ValueError when malformed: an index out
+    of range, indptr not monotonic), before the model is touched. scikit-learn's validation
+    does not look at them (its sparse products then read out of bounds); the core would raise
+    the same, but only after fit has re-drawn the weights."""
+    if sp.issparse(X):
+        X.check_format(full_check=True)
 
 
 def _owned_copy(array):
@@ -102,8 +115,12 @@ def _fast_forward(model, X, proba):
     is _forward_pass_fast's, bit for bit; with ``proba`` and one output, the [1 - p, p] columns
     of scikit-learn's binary predict_proba."""
     if type(X) is np.ndarray and _engine.predict_forward is not None:
-        with model._lock():  # not while another thread trains (as _forward_pass_fast)
+        lock = model._lock()  # not while another thread trains (as _forward_pass_fast)
+        lock.acquire_read()
+        try:
             return _engine.predict_forward(model.__dict__, X, proba)
+        finally:
+            lock.release_read()
     return None
 
 
@@ -157,6 +174,102 @@ def _known_labels(model, y):
     return Y
 
 
+class _ModelLock:
+    """One estimator's lock: any number of predictions at once, or one training call.
+
+    ``with lock:`` is the training side (fit, partial_fit): exclusive, and re-entrant in its
+    thread, since early stopping and callbacks predict inside fit. ``lock.read`` (a context
+    manager) or ``acquire_read``/``release_read`` is the prediction side: shared by any number
+    of threads, each of which may nest its reads. A training call that waits holds off new
+    readers, so a stream of predictions cannot starve ``partial_fit``; predicting waits for a
+    running training call to end, and so never sees half-updated weights. A thread that predicts
+    cannot start training the same estimator before its prediction ends (RuntimeError: it would
+    wait for itself).
+    """
+
+    __slots__ = ("_mutex", "_cond", "_readers", "_writer", "_depth", "_waiting", "_mine", "read")
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._readers = 0  # threads inside a prediction (not counting the writer's own)
+        self._writer = None  # the training thread's ident
+        self._depth = 0  # its re-entries
+        self._waiting = 0  # training calls waiting for the readers to leave
+        self._mine = threading.local()  # this thread's reads: depth, and whether counted
+        self.read = _ReadSide(self)
+
+    def __enter__(self):
+        me = threading.get_ident()
+        with self._mutex:
+            if self._writer == me:
+                self._depth += 1
+                return self
+            if getattr(self._mine, "depth", 0):
+                raise RuntimeError(
+                    "this estimator cannot be trained from inside one of its own predictions"
+                )
+            self._waiting += 1
+            try:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._writer, self._depth = me, 1
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._mutex:
+            self._depth -= 1
+            if not self._depth:
+                self._writer = None
+                self._cond.notify_all()
+
+    def reading(self):
+        """Whether this thread is inside a prediction."""
+        return bool(getattr(self._mine, "depth", 0))
+
+    def acquire_read(self):
+        mine = self._mine
+        depth = getattr(mine, "depth", 0)
+        if depth:  # nested in this thread's own prediction
+            mine.depth = depth + 1
+            return
+        me = threading.get_ident()
+        with self._mutex:
+            counted = self._writer != me  # (inside its own training call: nothing to wait for)
+            if counted:
+                while self._writer is not None or self._waiting:
+                    self._cond.wait()
+                self._readers += 1
+        mine.depth, mine.counted = 1, counted
+
+    def release_read(self):
+        mine = self._mine
+        mine.depth -= 1
+        if mine.depth or not mine.counted:
+            return
+        with self._mutex:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+
+class _ReadSide:
+    """``with lock.read:``, the prediction side of a _ModelLock."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock):
+        self._lock = lock
+
+    def __enter__(self):
+        self._lock.acquire_read()
+
+    def __exit__(self, *exc_info):
+        self._lock.release_read()
+
+
 def _engine_solver(optimizer):
     return "sgd" if isinstance(optimizer, SGDOptimizer) else "adam"
 
@@ -173,11 +286,11 @@ class _FlatParamsMixin:
     # --- one call at a time ---------------------------------------------------------------------
 
     def _lock(self):
-        """This estimator's re-entrant lock (early stopping predicts inside fit), created on
-        first use: dict.setdefault is atomic, so two threads cannot create two locks."""
+        """This estimator's _ModelLock (``with`` it to train, ``.read`` to predict), created
+        on first use: dict.setdefault is atomic, so two threads cannot create two locks."""
         lock = self.__dict__.get(LOCK_ATTRIBUTE)
         if lock is None:
-            lock = self.__dict__.setdefault(LOCK_ATTRIBUTE, threading.RLock())
+            lock = self.__dict__.setdefault(LOCK_ATTRIBUTE, _ModelLock())
         return lock
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -198,22 +311,37 @@ class _FlatParamsMixin:
         else:
             self.__dict__.pop("prelu_slopes_", None)
 
-    def _flat_params(self):
-        """The flat parameter buffer, re-packed first if coefs_/intercepts_/prelu_slopes_ were
-        assigned from outside (then they are no longer views into it)."""
+    def _packed_params(self):
+        """The flat parameter buffer if coefs_/intercepts_/prelu_slopes_ are all still views
+        into it, else None."""
         params = self.__dict__.get("_params")
-        slopes = self.__dict__.get("prelu_slopes_", [])
-        parts = list(chain(self.coefs_, self.intercepts_, slopes))
-        if params is not None and all(getattr(p, "base", None) is params for p in parts):
+        if params is None:
+            return None
+        parts = list(chain(self.coefs_, self.intercepts_, self.__dict__.get("prelu_slopes_", [])))
+        if all(getattr(p, "base", None) is params for p in parts):
             if sum(p.size for p in parts) == params.size:
                 return params
-        parts = [np.asarray(p) for p in parts]
+        return None
+
+    def _flat_params(self, bind=True):
+        """The flat parameter buffer, re-packed first if coefs_/intercepts_/prelu_slopes_ were
+        assigned from outside (then they are no longer views into it). With ``bind=False`` (the
+        prediction side, which may run in several threads at once) the re-packed buffer is a
+        private copy and the estimator is left as it is."""
+        params = self._packed_params()
+        if params is not None:
+            return params
+        slopes = self.__dict__.get("prelu_slopes_", [])
+        parts = [np.asarray(p) for p in chain(self.coefs_, self.intercepts_, slopes)]
         coefs = parts[: len(self.coefs_)]
         layer_units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
         params = np.empty(
             n_params(layer_units, "prelu" if slopes else ""),
             dtype=_float_dtype(*(p.dtype for p in parts)),
         )
+        if not bind:
+            np.concatenate([p.ravel() for p in parts], out=params)
+            return params
         self._bind(params, layer_units, bool(slopes))
         for view, value in zip(
             chain(self.coefs_, self.intercepts_, slopes and self.prelu_slopes_), parts
@@ -231,14 +359,18 @@ class _FlatParamsMixin:
                 np.full(units, PRELU_INIT_SLOPE, dtype=dtype) for units in layer_units[1:-1]
             ]
         self._flat_params()  # packs the fresh arrays into one buffer
-        self._best_params = self._params.copy()
+        # Only early stopping reads the best weights; without it, "best" means the live weights
+        # (as after early stopping; _update_no_improvement_count copies on first use), which
+        # saves a copy of all the weights: with a sparse X the first layer's can be most of the
+        # memory of a fit (bench/bench_sparse.py measures it against scikit-learn's).
+        self._best_params = self._params.copy() if self.early_stopping else self._params
 
     def __getstate__(self):
-        with self._lock():  # not while another thread trains
+        with self._lock().read:  # not while another thread trains
             state = dict(super().__getstate__())  # a copy: object.__getstate__ is __dict__
             state.pop(LOCK_ATTRIBUTE, None)  # a lock cannot be pickled; the copy makes its own
             if "coefs_" in state:
-                state["_params"] = self._flat_params()
+                state["_params"] = self._flat_params(bind=False)
                 for name in ("coefs_", "intercepts_", "prelu_slopes_"):
                     state.pop(name, None)
             return state
@@ -260,11 +392,12 @@ class _FlatParamsMixin:
             units = self._layer_units
             self._bind(params, units, params.size != n_params(units, ""))
 
-    # --- validation: dense only -----------------------------------------------------------------
+    # --- validation: scikit-learn's (dense, or sparse CSR / CSC) -------------------------------
 
     def _validate_input(self, X, y, incremental, reset):
-        _reject_sparse(X)
-        return self._validate_input_sklearn(X, y, incremental, reset)
+        X, y = self._validate_input_sklearn(X, y, incremental, reset)
+        _check_sparse_structure(X)
+        return X, y
 
     def _validate_input_sklearn(self, X, y, incremental, reset):
         """scikit-learn's _validate_input; in partial_fit after the first call, its checks of X
@@ -283,14 +416,10 @@ class _FlatParamsMixin:
         )
         return X, Y
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags
-
     def _engine_arrays(self, dtype, X, y, sample_weight):
-        """X, Y (2-D) and sample_weight as C-contiguous arrays of the parameters' dtype."""
-        X = np.ascontiguousarray(X, dtype=dtype)
+        """X (C-contiguous, or CSR when sparse), Y (2-D) and sample_weight in the parameters'
+        dtype."""
+        X = _engine_input(X, dtype)
         Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=dtype)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -300,17 +429,21 @@ class _FlatParamsMixin:
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            _reject_sparse(X)
-            X = validate_data(self, X, reset=False)
-        with self._lock():  # not while another thread trains
-            params = self._flat_params()
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            _check_sparse_structure(X)
+        lock = self._lock()
+        if self._packed_params() is None and not lock.reading():
+            with lock:  # assigned coefs_: re-packed once, as training would (readers wait)
+                self._flat_params()
+        with lock.read:  # not while another thread trains
+            params = self._flat_params(bind=False)
             # Computed in the dtype numpy gives X @ coefs_, as scikit-learn does.
             dtype = _float_dtype(X.dtype, params.dtype)
-            X = np.ascontiguousarray(X, dtype=dtype)
+            X = _engine_input(X, dtype)
             params = params.astype(dtype, copy=False)
-            return _engine.forward(
-                params, self._layer_units, self.activation, self.out_activation_, X
-            )
+            # (the units of coefs_ as they are: they may have been assigned since the last fit)
+            units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            return _engine.forward(params, units, self.activation, self.out_activation_, X)
 
     # --- L-BFGS ---------------------------------------------------------------------------------
 
@@ -594,7 +727,7 @@ _DOC_SUFFIX = f"""
     {", ".join(map(repr, HIDDEN_ACTIVATIONS))}
     (formulas in ``mlpfast.reference`` and docs/architecture.md; "prelu" learns one slope per
     hidden unit, fitted attribute ``prelu_slopes_``); float32 input trains in float32.
-    Dense input only.
+    X may be dense or scipy.sparse (CSR / CSC); sparse X is never densified.
 """
 
 
