@@ -5,7 +5,8 @@
 # every test that involves scikit-learn: the estimators against scikit-learn 1.7's,
 # scikit-learn 1.7's own test_mlp.py on mlpfast (test_estimators_sklearn_suite.py), its
 # estimator checks, the fence's checks (test_sklearn_compat.py), to_sklearn (which writes
-# scikit-learn's private attributes), python -m mlpfast.
+# scikit-learn's private attributes), the Perceptron against 1.7's (whose stopping test is the
+# older one: the summed loss), python -m mlpfast.
 # Left to the main run: test_gemm.py and test_core_*.py, which do not import scikit-learn.
 # Takes about 3 minutes on 2 busy cores (the compile is half of it).
 set -euo pipefail
@@ -27,9 +28,11 @@ version=$(python -c "import sklearn; print(sklearn.__version__)")
 case $version in 1.7.*) ;; *) echo "expected scikit-learn 1.7.x, got $version"; exit 1 ;; esac
 echo "== scikit-learn $version, mlpfast built in $((SECONDS - t0)) s"
 cp -r "$root/tests" "$work/tests" && cp "$root/pyproject.toml" "$work/"
+cp -r "$root/examples" "$work/examples"  # test_perceptron.py runs the lecture's example
 cd "$work"
 python -m mlpfast --epochs 5
 python -m pytest -q -p no:cacheprovider tests/test_sklearn_compat.py \
   tests/test_estimators.py tests/test_estimators_main.py tests/test_estimators_sklearn_suite.py \
-  tests/test_sklearn_checks.py tests/test_to_sklearn.py tests/test_openmp_runtimes.py
+  tests/test_sklearn_checks.py tests/test_to_sklearn.py tests/test_openmp_runtimes.py \
+  tests/test_perceptron.py
 echo "sklearn-oldest: passed with scikit-learn $version in $((SECONDS - t0)) s"

@@ -21,9 +21,15 @@ import threadpoolctl  # noqa: E402
 _results = {}
 
 
+_ratios = {}  # group -> {library: median}, for benchmarks that name a peer in "ratio_vs"
+
+
 def pytest_runtest_teardown(item):
     fixture = getattr(item, "funcargs", {}).get("benchmark")
     stats = getattr(fixture, "stats", None)
+    if fixture is not None and stats is not None and "ratio_vs" in fixture.extra_info:
+        r = _ratios.setdefault(fixture.group, {"peer": fixture.extra_info["ratio_vs"]})
+        r[fixture.extra_info["library"]] = stats.stats.median
     if fixture is None or stats is None or "flops" not in fixture.extra_info:
         return
     _results.setdefault(fixture.group, {})[fixture.extra_info["library"]] = stats.stats.median
@@ -31,9 +37,19 @@ def pytest_runtest_teardown(item):
 
 
 def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    if _ratios:
+        tr.section("side by side: median seconds and peer/mlpfast (> 1: mlpfast faster)")
+        for group, r in _ratios.items():
+            peer = r["peer"]
+            for lib, median in r.items():
+                if lib not in ("peer", peer) and peer in r:
+                    tr.write_line(
+                        f"{group:66s} {peer} {r[peer]:7.3f}  {lib} {median:7.3f}"
+                        f"  {r[peer] / median:5.2f}x"
+                    )
     if not _results:
         return
-    tr = terminalreporter
     tr.section("GEMM: GFLOP/s (median) and ratio mlpfast/numpy (> 1: mlpfast faster)")
     for info in threadpoolctl.threadpool_info():
         tr.write_line(

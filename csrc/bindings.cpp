@@ -998,8 +998,11 @@ py::object predict_forward(const py::dict& state, const py::handle& X_obj, bool 
 
 }  // namespace
 
+void register_perceptron(py::module_& m);  // bindings_perceptron.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpfast's C++ core: GEMM, training kernels, CPU dispatch (private; use mlpfast)";
+  register_perceptron(m);
 
   // The kernel tables are filled here, at import, not by whichever thread calls first.
   mlpfast::init_dispatch();
@@ -1037,7 +1040,45 @@ PYBIND11_MODULE(_core, m) {
         "Instruction-set levels this build has and this CPU supports, worst to best.");
   m.def("set_isa", &set_isa, py::arg("name"),
         "Select an instruction-set level (for tests and benchmarks).");
+  // a forked child must never enter the parent's OpenMP runtime (threads.h)
+  // and MLPFAST_LOAD_ADAPTATION is read once, here
+  mlpfast::init_thread_policy();
   m.def("max_threads", &mlpfast::max_threads, "Threads the kernels may use right now.");
+  m.def(
+      "set_default_threads",
+      [](int n) {
+        if (n < 1) throw py::value_error("set_default_threads: n must be >= 1");
+        mlpfast::set_default_threads(n);
+      },
+      py::arg("n"),
+      "Default team size when OMP_NUM_THREADS and threadpoolctl say nothing (set at import).");
+  m.def(
+      "thread_stats",
+      [] {
+        const mlpfast::ThreadStats s = mlpfast::thread_stats();
+        py::dict d;
+        d["load_adaptation"] = s.enabled;
+        d["team_regions"] = s.team_regions;
+        d["judged"] = s.judged;
+        d["late"] = s.late;
+        d["solo"] = s.solo;
+        d["max_late_ns"] = s.max_late_ns;
+        return d;
+      },
+      "What the load adaptation saw since import (csrc/threads.h): parallel regions of 2+ "
+      "threads, those judged (started soon after the previous one), those with a helper more "
+      "than 0.5 ms late (each starts or doubles a pause), regions a pause sent to one thread, "
+      "and the latest helper arrival seen in a judged region.");
+  m.def(
+      "_note_region",
+      [](int threads, std::int64_t start_ns, std::int64_t arrival_ns, std::int64_t end_ns) {
+        mlpfast::note_region(threads, start_ns, arrival_ns, end_ns);
+      },
+      py::arg("threads"), py::arg("start_ns"), py::arg("arrival_ns"), py::arg("end_ns"),
+      "Feeds the load adaptation one region's timing (tests only; clock: _now_ns()).");
+  m.def("_now_ns", &mlpfast::now_ns, "The load adaptation's clock (tests only).");
+  m.def("_region_threads", &mlpfast::region_threads,
+        "The team a parallel region would get now (tests only).");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("bias") = py::none(),
         py::arg("activation") = py::none(), py::arg("out") = py::none(), py::arg("alpha") = 1.0,

@@ -36,9 +36,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__AVX__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -75,8 +72,10 @@ struct Blocks {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
-// ~20 us of work per thread: below, a barrier costs more than the thread saves.
-constexpr index_t kMinFlopsPerThread = index_t(1) << 21;
+// ~80 us of work per thread: below, a fork/join costs more than the thread saves (2^21, ~20 us,
+// left 784-100-10 at batch 32 slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products
+// on one thread, and every product of the lecture's 784-500-500-10 at batch 100 on two).
+constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>
@@ -363,19 +362,35 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread packing buffers, kept between calls (grown on demand, 64-byte aligned, freed when
-// the thread exits).
+// Per-thread packing buffers (grown on demand, 64-byte aligned, freed when the thread exits),
+// kept between calls up to kKeepPackBytes: the MLP's products reuse them call after call, while
+// a larger one (a product with a huge k, e.g. 8 x 10**6 @ 10**6 x 8, packs 61 MiB of A) is freed
+// when its call returns, so a thread never holds more than a few MiB after a call.
+// Packed A of one row super-block stays under kMaxPackedABytes (rows are processed in
+// super-blocks beyond it, which changes no arithmetic); its rounding up to MR rows adds less
+// than 1 MiB wherever a super-block has at least MC rows. Larger packed A (k so large that MC
+// rows do not fit the budget) is not kept.
+constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
+constexpr std::size_t kKeepPackBytes = kMaxPackedABytes + (std::size_t(1) << 20);
 struct PackBuffer {
   void* p = nullptr;
   std::size_t bytes = 0;
   void* get(std::size_t need) {
     if (need > bytes) {
-      std::free(p);
+      release();
       need = (need + 4095) & ~std::size_t(4095);
       p = std::aligned_alloc(64, need);
       bytes = p ? need : 0;
     }
     return p;
+  }
+  void release() {
+    std::free(p);
+    p = nullptr;
+    bytes = 0;
+  }
+  void trim() {
+    if (bytes > kKeepPackBytes) release();
   }
   ~PackBuffer() { std::free(p); }
 };
@@ -517,8 +532,10 @@ void plan_tasks(Job<T>& job, int nt) {
   }
 }
 
+// nt: the threads the work pays for (tasks are planned for them); team: the team that runs them
+// (region_threads(): 1, or the whole team, never a size in between; threads.h says why).
 template <typename T>
-void gemm_packed(Job<T>& job, int nt) {
+void gemm_packed(Job<T>& job, int nt, int team) {
   constexpr index_t MC = Blocks<T>::MC;
   const index_t units = (job.k + job.kcb - 1) / job.kcb * ((job.m + MC - 1) / MC);
   plan_tasks(job, nt);
@@ -530,8 +547,10 @@ void gemm_packed(Job<T>& job, int nt) {
     return;
   }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+  RegionTimer timer(team);  // when the helpers arrive (threads.h: the load adaptation)
+#pragma omp parallel num_threads(team)
   {
+    timer.arrive();
     // dynamic here too: a thread that another process keeps off its core must not hold up the
     // barrier with a share of the packing
 #pragma omp for schedule(dynamic, 1)
@@ -559,11 +578,12 @@ void scale_c(index_t m, index_t n, T beta, T* c, index_t ldc, const T* bias, Act
 #if MLPFAST_HAVE_VECTOR_EXT
 // ---------------------------------------------------------------------------------------------
 // Narrow outputs (gemm_narrow.h): rows of C in pieces of whole MR-row tiles, taken dynamically
-// by nt threads; rows are independent, so the pieces change no arithmetic.
+// planned for nt threads, taken by the whole team; rows are independent, so the pieces change no
+// arithmetic.
 template <typename T>
 void gemm_narrow(int vb, int r, bool trans_a, index_t m, index_t n, index_t k, T alpha, const T* a,
                  index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
-                 Activation act, int nt) {
+                 Activation act, int nt, int team) {
   constexpr int MR = Blocks<T>::MR, NV = Blocks<T>::NV;
   const index_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1, kcb = k_block<T>(k);
   auto rows = [&](index_t i0, index_t i1) {
@@ -573,16 +593,18 @@ void gemm_narrow(int vb, int r, bool trans_a, index_t m, index_t n, index_t k, T
   if (nt <= 1) return rows(0, m);
   const index_t tiles = (m + MR - 1) / MR, per = (tiles + 4 * nt - 1) / (4 * nt) * MR;
   const index_t pieces = (m + per - 1) / per;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (index_t t = 0; t < pieces; ++t) rows(t * per, (t + 1) * per < m ? (t + 1) * per : m);
+  RegionTimer timer(team);  // the whole team (threads.h), its helpers' arrival timed
+#pragma omp parallel num_threads(team)
+  {
+    timer.arrive();
+#pragma omp for schedule(dynamic, 1) nowait
+    for (index_t t = 0; t < pieces; ++t) rows(t * per, (t + 1) * per < m ? (t + 1) * per : m);
+  }
 }
 #endif
 
 // ---------------------------------------------------------------------------------------------
-// Packed A of one row super-block stays under this size (rows are processed in super-blocks
-// beyond it, which changes no arithmetic).
-constexpr std::size_t kMaxPackedABytes = std::size_t(16) << 20;
-
+// The entry point: path choice, thread count, row super-blocks.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias,
@@ -593,21 +615,20 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     return gemm_unpacked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act);
   constexpr int MR = Blocks<T>::MR;
   constexpr index_t MC = Blocks<T>::MC;
-  int nt = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel()) {  // inside someone else's parallel region: stay on this thread
-    // compared in double: the thread count a huge product wants does not fit an int
+  // the policy's team (threads.h: 1 in a forked child or inside a parallel region), and the
+  // threads the work pays for: tasks are planned for those, and the whole team takes them
+  const int team = region_threads();
+  int nt = team;
+  if (nt > 1) {
     const double want = 2.0 * double(m) * double(n) * double(k) / double(kMinFlopsPerThread);
-    nt = omp_get_max_threads();
     if (want < double(nt)) nt = want < 1.0 ? 1 : int(want);
   }
-#endif
 #if MLPFAST_HAVE_VECTOR_EXT
   if (!trans_b && n < Blocks<T>::NV * lanes<T>()) {  // narrow outputs: gemm_narrow.h
     int vb = 0, r = 0;
     if (narrow_shape<T, Blocks<T>::NV>(n, &vb, &r))
       return gemm_narrow(vb, r, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, act,
-                         nt);
+                         nt, team);
   }
 #endif
   Job<T> job{};
@@ -641,8 +662,9 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
                     bias, act);
       continue;
     }
-    gemm_packed(job, nt);
+    gemm_packed(job, nt, team);
   }
+  tl_pack_a.trim();  // (packed B panels are at most NC x KC: always kept)
 }
 
 }  // namespace

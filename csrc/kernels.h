@@ -15,6 +15,7 @@
 #include "losses.h"
 #include "optimizers.h"
 #include "sparse.h"
+#include "threads.h"  // region_threads(), RegionTimer: the team of every parallel region
 
 namespace mlpfast {
 
@@ -144,9 +145,6 @@ int available_isas(const char** names, int capacity);
 int compiled_isas(const char** names, int capacity);
 // Selects a level by name; returns false if unknown or unsupported here.
 bool set_isa(const char* name);
-
-// Number of threads a kernel may use (OpenMP's current setting, 1 without OpenMP).
-int max_threads();
 
 }  // namespace mlpfast
 

@@ -5,6 +5,7 @@
 //
 //   MLPFAST_RESTRICT            no-alias pointer qualifier (__restrict: GCC, Clang, MSVC)
 //   MLPFAST_PREFETCH_W(p)       prefetch the cache line at p for writing; a no-op elsewhere
+//   MLPFAST_PREFETCH_R(p)       prefetch the cache line at p for reading; a no-op elsewhere
 //   MLPFAST_FORCE_INLINE        inline even where the compiler's heuristics say no
 //   MLPFAST_UNREACHABLE()       tells the compiler a point cannot be reached (after a switch
 //                               that covers every enumerator)
@@ -43,19 +44,23 @@
 
 #if MLPFAST_GNU_LIKE
 #define MLPFAST_PREFETCH_W(p) __builtin_prefetch((p), 1)
+#define MLPFAST_PREFETCH_R(p) __builtin_prefetch((p), 0)
 #define MLPFAST_FORCE_INLINE inline __attribute__((always_inline))
 #define MLPFAST_UNREACHABLE() __builtin_unreachable()
 #elif defined(_MSC_VER)
 #if defined(_M_X64) || defined(_M_IX86)
 #include <xmmintrin.h>
 #define MLPFAST_PREFETCH_W(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#define MLPFAST_PREFETCH_R(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
 #else
 #define MLPFAST_PREFETCH_W(p) ((void)(p))
+#define MLPFAST_PREFETCH_R(p) ((void)(p))
 #endif
 #define MLPFAST_FORCE_INLINE __forceinline
 #define MLPFAST_UNREACHABLE() __assume(0)
 #else
 #define MLPFAST_PREFETCH_W(p) ((void)(p))
+#define MLPFAST_PREFETCH_R(p) ((void)(p))
 #define MLPFAST_FORCE_INLINE inline
 #define MLPFAST_UNREACHABLE() ((void)0)
 #endif

@@ -104,9 +104,15 @@ void csr_gemm_with(const CsrRows<T>& x, index_t n, const T* W, const T* bias, T*
     }
     bias_act_row<T, A>(n, bias, cr);
   };
-  if ((x.m + batch_nnz(x, R)) * n >= kParallelWork) {
-#pragma omp parallel for schedule(static)
-    for (index_t r = 0; r < x.m; ++r) row(r);
+  const int nt = (x.m + batch_nnz(x, R)) * n >= kParallelWork ? region_threads() : 1;
+  if (nt > 1) {  // threads.h: the whole team, or 1 (a forked child, a pause)
+    RegionTimer timer(nt);
+#pragma omp parallel num_threads(nt)
+    {
+      timer.arrive();
+#pragma omp for schedule(static) nowait
+      for (index_t r = 0; r < x.m; ++r) row(r);
+    }
   } else {
     for (index_t r = 0; r < x.m; ++r) row(r);
   }
@@ -166,13 +172,17 @@ void csr_gemm_tn_with(const CsrRows<T>& x, const CsrRows<T>* clear, index_t n, T
   const index_t cleared = clear ? batch_nnz(*clear, rows_of<T, I>(clear->X)) : x.X.cols;
   const index_t work = (batch_nnz(x, R) + cleared) * n;
   index_t blocks = (n + kMinColumns - 1) / kMinColumns;
-  const index_t threads = max_threads();
-  if (blocks > threads) blocks = threads;
-  if (work < kParallelWork || blocks <= 1)
-    return csr_gemm_tn_columns(x, clear, R, n, alpha, dz, lddz, g, 0, n);
-#pragma omp parallel for schedule(static)
-  for (index_t t = 0; t < blocks; ++t)
-    csr_gemm_tn_columns(x, clear, R, n, alpha, dz, lddz, g, n * t / blocks, n * (t + 1) / blocks);
+  const int team = work < kParallelWork ? 1 : region_threads();  // threads.h
+  if (blocks > team) blocks = team;
+  if (blocks <= 1) return csr_gemm_tn_columns(x, clear, R, n, alpha, dz, lddz, g, 0, n);
+  RegionTimer timer(team);
+#pragma omp parallel num_threads(team)
+  {
+    timer.arrive();
+#pragma omp for schedule(static) nowait
+    for (index_t t = 0; t < blocks; ++t)
+      csr_gemm_tn_columns(x, clear, R, n, alpha, dz, lddz, g, n * t / blocks, n * (t + 1) / blocks);
+  }
 }
 
 template <typename T>

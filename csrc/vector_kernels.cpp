@@ -3,14 +3,15 @@
 // (see kernels.h). The formulas live in activations.h, losses.h and optimizers.h; this file
 // only lays the loops out over rows, columns and blocks and registers them in KernelSet<T>.
 //
-// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold, through
-// an explicit branch rather than an `if` clause, so small calls (batch size 1) never open a
-// parallel region. Threads split independent outputs only: rows for element-wise work and
-// per-row losses, column blocks for column sums, fixed kReduceBlock blocks for flat
-// reductions, whose partial sums are then added in block order. Results are therefore bitwise
-// identical for any thread count.
+// Threads: a kernel goes parallel (OpenMP, static schedule) only above a size threshold and when
+// the thread policy (threads.h) gives it a team, through an explicit branch rather than an `if`
+// clause, so small calls (batch size 1) and forked children never open a parallel region. Threads
+// split independent outputs only: rows for element-wise work and per-row losses, column blocks for
+// column sums, fixed kReduceBlock blocks for flat reductions, whose partial sums are then added in
+// block order. Results are therefore bitwise identical for any thread count.
 //
 // Everything except register_vector has internal linkage (anonymous namespace).
+#include <atomic>
 #include <cmath>
 #include <type_traits>
 
@@ -39,9 +40,15 @@ constexpr index_t kColumnBlock = 128;
 // Each i must touch its own outputs only, so the results do not depend on the threads.
 template <typename Body>
 inline void for_rows(index_t m, bool parallel, const Body& body) {
-  if (parallel) {
-#pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < m; ++i) body(i);
+  const int nt = parallel ? region_threads() : 1;  // threads.h: 1 in a forked child
+  if (nt > 1) {
+    RegionTimer timer(nt);  // when the helpers arrive (threads.h: the load adaptation)
+#pragma omp parallel num_threads(nt)
+    {
+      timer.arrive();
+#pragma omp for schedule(static) nowait
+      for (index_t i = 0; i < m; ++i) body(i);
+    }
   } else {
     for (index_t i = 0; i < m; ++i) body(i);
   }
@@ -295,13 +302,14 @@ double sum_squares(index_t n, const T* x, double* partials) {
 
 template <typename T>
 void axpy(index_t n, T alpha, const T* x, T* y) {
-  if (n >= kParallelElements) {
-#pragma omp parallel for simd schedule(static)
-    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-  } else {
+  auto part = [&](index_t lo, index_t hi) {
 #pragma omp simd
-    for (index_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-  }
+    for (index_t i = lo; i < hi; ++i) y[i] += alpha * x[i];
+  };
+  if (n < kParallelElements) return part(0, n);
+  for_rows(reduce_blocks(n), true, [&](index_t b) {
+    part(b * kReduceBlock, n - b * kReduceBlock < kReduceBlock ? n : (b + 1) * kReduceBlock);
+  });
 }
 
 // --- input validation ------------------------------------------------------------------------
@@ -322,13 +330,15 @@ inline bool row_finite(index_t n, const T* x, index_t cs) {
 
 template <typename T>
 bool all_finite(index_t m, index_t n, const T* x, index_t rs, index_t cs) {
-  bool ok = true;
   if (m * n >= kParallelElements) {
-#pragma omp parallel for schedule(static) reduction(&& : ok)
-    for (index_t i = 0; i < m; ++i) ok = row_finite(n, x + i * rs, cs) && ok;
-  } else {
-    for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);
+    std::atomic<bool> ok{true};  // (only ever cleared: the answer is independent of the threads)
+    for_rows(m, true, [&](index_t i) {
+      if (!row_finite(n, x + i * rs, cs)) ok.store(false, std::memory_order_relaxed);
+    });
+    return ok.load();
   }
+  bool ok = true;
+  for (index_t i = 0; i < m && ok; ++i) ok = row_finite(n, x + i * rs, cs);
   return ok;
 }
 

@@ -19,6 +19,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from scipy.sparse import csr_matrix
 
 import mlpfast._core as core
 from mlpfast import reference as ref
@@ -683,9 +684,129 @@ def test_informational_entry_points():
     assert core.isa() in core.available_isas()
     assert set(core.available_isas()) <= set(core.ISA_LEVELS)
     assert core.max_threads() >= 1
-    for fn in (core.isa, core.available_isas, core.max_threads):
+    assert set(core.thread_stats()) >= {"load_adaptation", "team_regions", "late", "solo"}
+    for fn in (core.isa, core.available_isas, core.max_threads, core.thread_stats):
         with pytest.raises(TypeError):
             fn(1)
+
+
+PERCEPTRON_KEYS = {  # state key -> (dtype: "T" is X's, shape: "m", "n", "md", "mn")
+    "coef": ("T", "md"), "intercept": ("float64", "m"), "label": ("int32", "n"),
+    "sample_weight": ("T", "n"), "val_mask": ("uint8", "n"), "order": ("int32", "mn"),
+    "seed": ("uint32", "m"), "positive": ("int32", "m"), "weight_pos": ("float64", "m"),
+    "weight_neg": ("float64", "m"), "wscale": ("T", "m"), "sq_norm": ("T", "m"),
+    "l1_norm": ("T", "m"), "u": ("float64", "m"), "q": ("T", "md"), "sumloss": ("float64", "m"),
+    "objective": ("float64", "m"), "nonfinite": ("uint8", "m"),
+}  # fmt: skip
+
+
+@settings(SETTINGS, max_examples=120)
+@given(st.data())
+def test_perceptron_epoch_hostile(data):
+    """Every array of the state may be hostile (dtype, layout, shape, values out of range); the
+    call raises TypeError / ValueError or runs, and a run leaves each order a permutation."""
+    draw = data.draw
+    m, n, d = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    T = draw(st.sampled_from(NATIVE))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    sparse = draw(st.booleans())
+    shapes = {"m": (m,), "n": (n,), "md": (m, d), "mn": (m, n)}
+    state = {}
+    for key, (dt, shape) in PERCEPTRON_KEYS.items():
+        dt = T if dt == "T" else dt
+        values = rng.integers(0, 2, shapes[shape]).astype(dt)
+        if key == "order":
+            values = np.array([rng.permutation(n) for _ in range(m)], dtype=np.int32)
+        if key in ("wscale", "sample_weight", "weight_pos", "weight_neg"):
+            values = np.ones(shapes[shape], dtype=dt)
+        state[key] = values
+    Xd = rng.standard_normal((n, d)).astype(T)
+    if sparse:
+        Xs = csr_matrix(Xd * (rng.random((n, d)) < 0.5))
+        args = [Xs.data.astype(T), Xs.indices.astype(np.int32), Xs.indptr.astype(np.int32)]
+    else:
+        args = [Xd, None, None]
+    active = np.arange(m, dtype=np.int64)
+    must_reject = False
+    victim = draw(st.sampled_from(["none"] * 3 + sorted(PERCEPTRON_KEYS) + ["X", "active"]))
+    how = draw(st.sampled_from(["dtype", "layout", "shape", "value"]))
+    penalty = draw(st.integers(0, 3))
+    if victim == "X" and how == "value" and sparse:  # the CSR structure out of range
+        if len(args[1]):
+            args[1] = args[1].copy()
+            args[1][0] = draw(st.sampled_from([-1, d, 2**31 - 1]))
+        else:
+            args[2] = args[2].copy()
+            args[2][-1] = 5
+        must_reject = True
+    elif victim == "active" and how == "value":
+        active = np.array(draw(st.sampled_from([[0, 0], [m], [-1]])), dtype=np.int64)
+        must_reject = True
+    elif victim == "order" and how == "value":
+        state["order"][0, 0] = draw(st.sampled_from([-1, n, 2**31 - 1]))
+        must_reject = True
+    elif victim != "none" and how != "value":
+        target = args[0] if victim == "X" else (active if victim == "active" else state[victim])
+        if how == "dtype":
+            new = materialise(target.astype(np.float64), draw(DTYPES), "C")
+        elif how == "layout":
+            new = materialise(target.astype(np.float64), target.dtype, draw(LAYOUTS))
+        else:
+            new = np.zeros(tuple(s + 1 for s in target.shape), dtype=target.dtype)
+        written = victim in ("coef", "intercept", "order", "wscale", "sq_norm", "l1_norm", "u",
+                             "q", "sumloss", "objective", "nonfinite")  # fmt: skip
+        used = victim != "q" or penalty in (1, 3)
+        fine = (
+            new.dtype == target.dtype  # the exact dtype, native byte order
+            and new.shape == target.shape
+            and new.flags.c_contiguous
+            and new.flags.aligned
+            and (new.flags.writeable or not written)
+        )
+        must_reject = used and not fine
+        if victim == "X":
+            args[0] = new
+        elif victim == "active":
+            active = new
+        else:
+            state[victim] = new
+    opts = dict(penalty=penalty, alpha=1e-3, l1_ratio=0.5, eta0=1.0, intercept_decay=1.0,
+                fit_intercept=True, shuffle=draw(st.booleans()),
+                n_threads=draw(st.integers(1, 3)))  # fmt: skip
+    try:
+        core.perceptron_epoch(args[0], args[1], args[2], state, active, **opts)
+    except (TypeError, ValueError):
+        event("rejected")
+        return
+    event("ran")
+    assert not must_reject, (victim, how)
+    for row in np.asarray(state["order"]):  # still a permutation: no index was lost
+        assert sorted(row) == list(range(n))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.sampled_from([0, 1, 2, 3, 2**31 - 1, 2**31, -1]),
+        st.floats(allow_nan=True),
+        st.text(max_size=3),
+        st.none(),
+    )
+)
+def test_set_default_threads_hostile(n):
+    import joblib
+
+    try:
+        try:
+            core.set_default_threads(n)
+        except (TypeError, ValueError):
+            assert not (type(n) is int and 1 <= n < 2**31), n
+            return
+        assert type(n) is int and 1 <= n < 2**31, n
+        assert core.max_threads() >= 1
+    finally:  # what mlpfast's import set
+        core.set_default_threads(joblib.cpu_count(only_physical_cores=False))
 
 
 def test_every_entry_point_is_covered():
@@ -700,6 +821,9 @@ def test_every_entry_point_is_covered():
         "isa",
         "available_isas",
         "max_threads",
+        "perceptron_epoch",
+        "thread_stats",
+        "set_default_threads",
     }
     public = {
         name for name in dir(core) if callable(getattr(core, name)) and not name.startswith("_")

@@ -1,8 +1,9 @@
 """After a multi-threaded fit in the parent, a forked child that uses mlpfast (fit, predict,
 _core.gemm) finishes with the parent's results (issue 9, item 1).
 
-Today the child hangs: libgomp's thread pool does not survive fork, and the child's first
-parallel region waits forever for workers that do not exist. Each scenario therefore runs in
+Without a fix the child hangs: libgomp's thread pool does not survive fork, and the child's first
+parallel region waits forever for workers that do not exist; the core's pthread_atfork handler
+(csrc/threads.h) keeps the child out of parallel regions. Each scenario therefore runs in
 its own interpreter (tests/_subprocess_util.py) whose parent process waits for its forked child
 at most CHILD_TIMEOUT seconds; the test kills the whole process group if even that parent does
 not answer. The scenarios of this file start together (a module fixture) so that the suite pays
@@ -19,7 +20,6 @@ from _subprocess_util import (
     WrongOutcome,
     expect_clean_exit,
     finish,
-    issue9_xfail,
     start_script,
 )
 
@@ -39,7 +39,7 @@ import hashlib, os, sys, warnings
 import numpy as np
 
 import mlpfast._core as core
-from mlpfast import MLPClassifier
+from mlpfast import MLPClassifier, Perceptron
 
 CHILD_TIMEOUT = {child_timeout}
 
@@ -53,6 +53,7 @@ A = rng.standard_normal((400, 300)).astype(np.float32)
 B = rng.standard_normal((300, 500)).astype(np.float32)
 X = rng.standard_normal((2000, 100)).astype(np.float32)
 y = rng.integers(0, 3, 2000)
+y20 = rng.integers(0, 20, 2000)
 
 
 def work():
@@ -66,6 +67,8 @@ def work():
     for c in clf.coefs_:
         h.update(c.tobytes())
     h.update(clf.predict_proba(X).tobytes())
+    # the Perceptron's own parallel region (threads over groups of classes: 20 classes, 3 groups)
+    h.update(Perceptron(n_jobs=2, max_iter=3, tol=None, random_state=0).fit(X, y20).coef_.tobytes())
     return h.hexdigest()
 
 
@@ -169,16 +172,13 @@ def check(started, name):
         raise WrongOutcome(outcome.describe())
 
 
-HANGS = "after fork the child's first OpenMP region waits forever for the parent's libgomp workers"
-
-
 @pytest.mark.parametrize(
     "scenario",
     [
-        pytest.param("os.fork", marks=issue9_xfail(Hang, HANGS + " (no pthread_atfork handler)")),
-        pytest.param("multiprocessing-fork-pool", marks=issue9_xfail(Hang, HANGS + " (Pool)")),
-        # the control forks before any parallel region: fine today, so the two cases above
-        # fail for the reason they name, not because fork or the scripts are broken
+        "os.fork",
+        "multiprocessing-fork-pool",
+        # the control forks before any parallel region, so that a failure of the two cases
+        # above is about the parent's threads, not about fork or the scripts
         "control",
     ],
 )

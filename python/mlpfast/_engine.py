@@ -37,7 +37,7 @@ if BACKEND == "core":
     _NAMES = ("ACTIVATIONS", "OUTPUT_ACTIVATIONS", "SOLVERS")
     _missing = [
         name
-        for name in ("forward", "loss_grad", "train_epoch", *_NAMES)
+        for name in ("forward", "loss_grad", "train_epoch", "set_default_threads", *_NAMES)
         if not hasattr(_source, name)
     ]
     if _missing:
@@ -45,6 +45,11 @@ if BACKEND == "core":
             f"mlpfast._core lacks {', '.join(_missing)} (built from an older source tree?); "
             "rebuild mlpfast, or set MLPFAST_ENGINE=reference to use the NumPy reference."
         )
+    # The core's default team honours CPU affinity and cgroup CPU quotas (v1 and v2) as joblib's
+    # loky does; OMP_NUM_THREADS and threadpoolctl still override it (csrc/threads.h).
+    from joblib import cpu_count
+
+    _source.set_default_threads(cpu_count(only_physical_cores=False))
 elif BACKEND == "reference":
     from . import reference as _source
 

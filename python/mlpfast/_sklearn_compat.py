@@ -32,6 +32,14 @@ What is used:
   ``utils.fixes._get_additional_lbfgs_options_dict``) and ``check_lbfgs_result``
   (``utils.optimize._check_optimize_result``, its "lbfgs" branch).
 
+``mlpfast.Perceptron`` (_perceptron.py) subclasses ``sklearn.linear_model.Perceptron`` the
+same way: it overrides ``_fit_binary`` and ``_fit_multiclass`` (PERCEPTRON_OVERRIDDEN; 1.7
+passes one more keyword, ``C``, which the overrides accept and ignore), calls
+``_make_validation_split`` and ``_make_validation_score_cb`` (CALLED) and reads the private
+attribute ``_expanded_class_weight``; the loop it replaces is ``_plain_sgd``
+(linear_model/_sgd_fast.pyx.tp), whose stopping test changed in 1.8 (_perceptron.py follows
+the installed release).
+
 ``signature_mismatches()`` compares the installed scikit-learn with these records; the tests
 (tests/test_sklearn_compat.py) fail naming each method that differs, and importing mlpfast
 warns. A new scikit-learn release: read its ``_multilayer_perceptron.py`` for the names above,
@@ -43,6 +51,7 @@ import warnings
 
 import scipy
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Perceptron
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from sklearn.utils._param_validation import StrOptions
@@ -54,6 +63,7 @@ __all__ = [
     "MIRRORED_VERSIONS",
     "OVERRIDDEN",
     "CALLED",
+    "PERCEPTRON_OVERRIDDEN",
     "PRIVATE_ATTRIBUTES",
     "lbfgs_iprint_options",
     "check_lbfgs_result",
@@ -93,10 +103,26 @@ CALLED = {
     "AdamOptimizer.__init__": (
         "(self, params, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)"
     ),
+    "Perceptron._make_validation_split": "(self, y, sample_mask)",
+    "Perceptron._make_validation_score_cb": (
+        "(self, validation_mask, X, y, sample_weight, classes=None)"
+    ),
     "SGDOptimizer.iteration_ends": "(self, time_step)",
     "SGDOptimizer.trigger_stopping": "(self, msg, verbose)",
     "AdamOptimizer.iteration_ends": "(self, time_step)",
     "AdamOptimizer.trigger_stopping": "(self, msg, verbose)",
+}
+
+# Perceptron's overridden loops: name -> the signatures scikit-learn 1.8/1.9 and 1.7 call
+PERCEPTRON_OVERRIDDEN = {
+    "_fit_binary": (
+        "(self, X, y, alpha, sample_weight, learning_rate, max_iter)",
+        "(self, X, y, alpha, C, sample_weight, learning_rate, max_iter)",
+    ),
+    "_fit_multiclass": (
+        "(self, X, y, alpha, learning_rate, sample_weight, max_iter)",
+        "(self, X, y, alpha, C, learning_rate, sample_weight, max_iter)",
+    ),
 }
 
 # private attributes a fitted scikit-learn MLP has (solver "adam"), by estimator
@@ -119,6 +145,7 @@ PRIVATE_ATTRIBUTES = {
 }
 
 _OWNERS = {
+    "Perceptron": Perceptron,
     "MLPClassifier": MLPClassifier,
     "MLPRegressor": MLPRegressor,
     "SGDOptimizer": SGDOptimizer,
@@ -143,6 +170,10 @@ def signature_mismatches():
     ]
     records += list(CALLED.items())
     out = []
+    for name, variants in PERCEPTRON_OVERRIDDEN.items():
+        installed = _installed_signature(Perceptron, name)
+        if installed not in variants:
+            out.append((f"Perceptron.{name}", variants[0], installed))
     for qualified, expected in records:
         owner, name = qualified.split(".")
         installed = _installed_signature(_OWNERS[owner], name)
