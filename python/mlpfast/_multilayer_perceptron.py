@@ -159,6 +159,39 @@ def _with_matmul_precision(sk_class):
     return __init__
 
 
+def _known_labels(model, y):
+    """What scikit-learn's _validate_input makes of y in a classifier's partial_fit after the
+    first call (the check that y's classes are known, then _label_binarizer.transform(y) as
+    bool), in one pass; or None where that is not the plain case: y an exact 1-D integer
+    numpy.ndarray, integer classes_ (at least 2), scikit-learn's default binarizer, no
+    warm_start. For 10,000 labels scikit-learn's two steps take about as long as a training
+    epoch of a small network (bench/bench_dask.py); a label not in classes_ also gives None,
+    so that scikit-learn's path raises its own error."""
+    if not is_classifier(model) or model.warm_start or not hasattr(model, "classes_"):
+        return None
+    binarizer, classes = model._label_binarizer, model.classes_
+    if (
+        type(y) is not np.ndarray
+        or y.ndim != 1
+        or y.dtype.kind not in "iu"
+        or classes.dtype.kind not in "iu"
+        or len(classes) < 2
+        or binarizer.y_type_ not in ("binary", "multiclass")
+        or binarizer.sparse_output
+        or (binarizer.neg_label, binarizer.pos_label) != (0, 1)
+    ):
+        return None
+    idx = np.searchsorted(classes, y)  # classes_ is sorted (np.unique)
+    np.minimum(idx, len(classes) - 1, out=idx)
+    if not np.array_equal(classes[idx], y):
+        return None
+    if len(classes) == 2:  # one column, for classes_[1]
+        return (idx == 1).reshape(-1, 1)
+    Y = np.zeros((len(y), len(classes)), dtype=bool)
+    Y[np.arange(len(y)), idx] = True
+    return Y
+
+
 class _ModelLock:
     """One estimator's lock: any number of predictions at once, or one training call.
 
@@ -399,11 +432,28 @@ class _FlatParamsMixin(_callbacks.CallbackSupport):
     # --- validation: scikit-learn's (dense, or sparse CSR / CSC) -------------------------------
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = super()._validate_input(X, y, incremental, reset)
+        X, y = self._validate_input_sklearn(X, y, incremental, reset)
         _check_sparse_structure(X)
         if self._bf16():  # bf16 products, float32 parameters and every other step
             X = X.astype(np.float32, copy=False)
         return X, y
+
+    def _validate_input_sklearn(self, X, y, incremental, reset):
+        """scikit-learn's _validate_input; in partial_fit after the first call, its checks of X
+        and y with the labels encoded by _known_labels instead (same result, one pass)."""
+        Y = _known_labels(self, y) if incremental and not reset else None
+        if Y is None:
+            return super()._validate_input(X, y, incremental, reset)
+        X, _ = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        return X, Y
 
     def _engine_arrays(self, dtype, X, y, sample_weight):
         """X (C-contiguous, or CSR when sparse), Y (2-D) and sample_weight in the parameters'
