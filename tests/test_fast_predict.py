@@ -273,14 +273,9 @@ def _in_thread(fn):
     return th, done, results
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "sklearn-path"])
-def test_predictions_do_not_wait_for_each_other(fast, monkeypatch):
-    """While one thread is inside a prediction, another thread's prediction goes through (the
-    estimator's lock is shared by predictions: concurrent predictions scale)."""
-    model = fitted("multiclass")
-    expected = slow(model, "predict_proba", X, monkeypatch)
-    if not fast:
-        monkeypatch.setattr(_engine, "predict_forward", None)
+def _hold_prediction(model):
+    """A thread that stays inside a prediction of model (its lock's read side) until the
+    returned Event is set; returns (thread, Event) once it is inside."""
     inside, leave = threading.Event(), threading.Event()
 
     def long_prediction():
@@ -290,6 +285,18 @@ def test_predictions_do_not_wait_for_each_other(fast, monkeypatch):
 
     holder, _, _ = _in_thread(long_prediction)
     assert inside.wait(60)
+    return holder, leave
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "sklearn-path"])
+def test_predictions_do_not_wait_for_each_other(fast, monkeypatch):
+    """While one thread is inside a prediction, another thread's prediction goes through (the
+    estimator's lock is shared by predictions: concurrent predictions scale)."""
+    model = fitted("multiclass")
+    expected = slow(model, "predict_proba", X, monkeypatch)
+    if not fast:
+        monkeypatch.setattr(_engine, "predict_forward", None)
+    holder, leave = _hold_prediction(model)
     try:
         _, done, results = _in_thread(lambda: model.predict_proba(X))
         assert done.wait(60), "a prediction waited for another thread's prediction"
@@ -305,15 +312,7 @@ def test_training_waits_for_predictions_and_holds_off_new_ones():
     partial_fit waits comes after it (so a stream of predictions cannot starve training), and
     answers with the trained model."""
     model = fitted("multiclass")
-    inside, leave = threading.Event(), threading.Event()
-
-    def long_prediction():
-        with model._lock().read:
-            inside.set()
-            leave.wait(60)
-
-    holder, _, _ = _in_thread(long_prediction)
-    assert inside.wait(60)
+    holder, leave = _hold_prediction(model)
     y = model.predict(X)
     trainer, trained, _ = _in_thread(lambda: model.partial_fit(X, y))
     lock = model._lock()
