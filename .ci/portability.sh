@@ -31,6 +31,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+# The sources compiled once per level: CMakeLists.txt's MLPFAST_KERNEL_SOURCES (without .cpp)
+mapfile -t kernel_sources < <(python3 - "$root/CMakeLists.txt" <<'EOF'
+import re, sys
+text = re.sub(r"#[^\n]*", "", open(sys.argv[1]).read())
+for src in re.search(r"set\(MLPFAST_KERNEL_SOURCES([^)]*)\)", text).group(1).split():
+    print(src.removeprefix("csrc/").removesuffix(".cpp"))
+EOF
+)
+
 # build_selfcheck CXX OUT [LDFLAGS] -- LEVEL:FLAGS...  -> OUT/selfcheck
 build_selfcheck() {
   local cxx=$1 out=$2 ldflags=$3
@@ -46,7 +55,7 @@ build_selfcheck() {
   for spec in "$@"; do
     name=${spec%%:*}
     isa_flags=${spec#*:}
-    for src in gemm_kernels vector_kernels; do
+    for src in "${kernel_sources[@]}"; do
       # shellcheck disable=SC2086
       $cxx $flags $isa_flags -fvisibility=hidden -DMLPFAST_ISA_NS="$name" \
         -c "$csrc/$src.cpp" -o "$out/$src.$name.o" &
@@ -61,11 +70,14 @@ build_selfcheck() {
   # shellcheck disable=SC2086
   $cxx $flags -c "$csrc/network.cpp" -o "$out/network.o" &
   # shellcheck disable=SC2086
+  $cxx $flags -c "$csrc/threads.cpp" -o "$out/threads.o" &
+  # shellcheck disable=SC2086
   $cxx $flags -c "$root/tests/cpp/selfcheck.cpp" -o "$out/selfcheck.o" &
   local job
   for job in $(jobs -p); do wait "$job"; done
   # shellcheck disable=SC2086
-  $cxx -fopenmp $ldflags "${objs[@]}" "$out/dispatch.o" "$out/network.o" "$out/selfcheck.o" \
+  $cxx -fopenmp $ldflags "${objs[@]}" "$out/dispatch.o" "$out/network.o" "$out/threads.o" \
+    "$out/selfcheck.o" \
     -o "$out/selfcheck" 2> "$out/link.log" || { cat "$out/link.log"; return 1; }
   # static glibc + libgomp: the linker's note that libgomp's dlopen needs the same glibc at
   # run time is expected (a self-contained test binary), anything else is shown
