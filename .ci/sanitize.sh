@@ -58,6 +58,7 @@ FAST=(
   tests/test_core_errors.py
   tests/test_core_gradcheck.py
   tests/test_core_hostile.py
+  tests/test_core_hostile_sparse.py
   tests/test_core_threads_isa.py
   tests/test_core_training.py
   tests/test_gemm.py
