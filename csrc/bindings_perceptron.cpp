@@ -7,6 +7,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,17 +47,22 @@ D* checked(const py::handle& obj, const std::string& what, std::vector<py::ssize
   return static_cast<D*>(const_cast<void*>(x.data()));
 }
 
+// compact: a float64 fit (T = double) whose dense X comes as its float32 copy (see
+// float32_copy_if_exact; the caller made it from X).
 template <typename T>
 void epoch_typed(const py::array& X, const py::object& indices_obj, const py::object& indptr_obj,
                  const py::dict& st, const py::array& active_obj,
-                 const mlpfast::PerceptronOptions& opt) {
+                 const mlpfast::PerceptronOptions& opt, bool compact = false) {
   const py::array coef_arr = array_of(st["coef"], "coef", 2);
   const py::ssize_t m = coef_arr.shape(0), d = coef_arr.shape(1);
   const py::ssize_t n = array_of(st["label"], "label", 1).shape(0);
   mlpfast::PerceptronData<T> data{};
   data.n_samples = n;
   data.n_features = d;
-  if (indices_obj.is_none()) {
+  if (compact) {
+    if (!indices_obj.is_none()) bad("X", "of float32 values with float64 coef must be dense");
+    data.compact = checked<float>(X, "X", {n, d}, false);
+  } else if (indices_obj.is_none()) {
     data.values = checked<T>(X, "X", {n, d}, false);
   } else {  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
     const py::ssize_t nnz = X.ndim() == 1 ? X.shape(0) : -2;
@@ -123,12 +129,41 @@ void perceptron_epoch(const py::array& X, const py::object& indices, const py::o
                                        fit_intercept,
                                        shuffle,
                                        n_threads < 1 ? 1 : n_threads};
-  if (py::isinstance<py::array_t<float>>(X))
+  if (py::isinstance<py::array_t<float>>(X) && state.contains("coef") &&
+      py::isinstance<py::array_t<double>>(state["coef"]))
+    epoch_typed<double>(X, indices, indptr, state, active, opt, /*compact=*/true);
+  else if (py::isinstance<py::array_t<float>>(X))
     epoch_typed<float>(X, indices, indptr, state, active, opt);
   else if (py::isinstance<py::array_t<double>>(X))
     epoch_typed<double>(X, indices, indptr, state, active, opt);
   else
     throw py::type_error("perceptron_epoch: X must be float32 or float64");
+}
+
+// X (float64, 2-D, C order) as float32 when every value converts exactly (then the float32
+// copy widens back to X bit for bit), else None: stops at the first value that does not.
+py::object float32_copy_if_exact(const py::array& X) {
+  const py::ssize_t rows = X.ndim() == 2 ? X.shape(0) : -2;
+  const double* x = checked<double>(X, "X", {rows, -1}, false);
+  const std::size_t size = std::size_t(X.size());
+  py::array_t<float> out({X.shape(0), X.shape(1)});
+  float* o = out.mutable_data();
+  bool exact = true;
+  {
+    py::gil_scoped_release release;
+    constexpr std::size_t kBlock = 4096;  // the inner loop vectorizes; the test is per block
+    for (std::size_t b = 0; b < size && exact; b += kBlock) {
+      const std::size_t e = std::min(size, b + kBlock);
+      bool ok = true;
+      for (std::size_t i = b; i < e; ++i) {
+        o[i] = static_cast<float>(x[i]);
+        ok &= static_cast<double>(o[i]) == x[i];
+      }
+      exact = ok;
+    }
+  }
+  if (!exact) return py::none();
+  return std::move(out);
 }
 
 }  // namespace
@@ -140,6 +175,10 @@ void register_perceptron(py::module_& m) {
         py::arg("shuffle"), py::arg("n_threads"),
         R"doc(One epoch of scikit-learn's Perceptron SGD for the rows `active` of state["coef"].
 
-X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32). In place on the
+X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32); for a float64
+state (coef), X may also be a dense float32 copy from float32_copy_if_exact. In place on the
 arrays of `state` (see python/mlpfast/_perceptron.py); the GIL is released.)doc");
+  m.def("float32_copy_if_exact", &float32_copy_if_exact, py::arg("X"),
+        R"doc(X (float64, 2-D, C-contiguous) as a float32 array if every value is a float32 value
+(the copy then widens back to X exactly), else None.)doc");
 }
