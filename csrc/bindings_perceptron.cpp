@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "perceptron.h"
@@ -47,24 +48,28 @@ D* checked(const py::handle& obj, const std::string& what, std::vector<py::ssize
   return static_cast<D*>(const_cast<void*>(x.data()));
 }
 
-// compact: a float64 fit (T = double) whose dense X comes as its float32 copy (see
-// float32_copy_if_exact; the caller made it from X).
+// x_float32: None, or (float64 dense X only) X's float32 copy from float32_copy_if_exact, read
+// instead of X; the caller made it from this X.
 template <typename T>
 void epoch_typed(const py::array& X, const py::object& indices_obj, const py::object& indptr_obj,
                  const py::dict& st, const py::array& active_obj,
-                 const mlpfast::PerceptronOptions& opt, bool compact = false) {
+                 const mlpfast::PerceptronOptions& opt, const py::object& x_float32) {
   const py::array coef_arr = array_of(st["coef"], "coef", 2);
   const py::ssize_t m = coef_arr.shape(0), d = coef_arr.shape(1);
   const py::ssize_t n = array_of(st["label"], "label", 1).shape(0);
   mlpfast::PerceptronData<T> data{};
   data.n_samples = n;
   data.n_features = d;
-  if (compact) {
-    if (!indices_obj.is_none()) bad("X", "of float32 values with float64 coef must be dense");
-    data.compact = checked<float>(X, "X", {n, d}, false);
-  } else if (indices_obj.is_none()) {
+  if (indices_obj.is_none()) {
     data.values = checked<T>(X, "X", {n, d}, false);
-  } else {  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
+    if (!x_float32.is_none()) {
+      if (!std::is_same_v<T, double>) bad("x_float32", "is for a float64 X only");
+      data.compact = checked<float>(x_float32, "x_float32", {n, d}, false);
+    }
+  } else {
+    if (!x_float32.is_none())
+      bad("x_float32",
+          "is for a dense X only");  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
     const py::ssize_t nnz = X.ndim() == 1 ? X.shape(0) : -2;
     data.values = checked<T>(X, "X.data", {nnz}, false);
     data.indices = checked<std::int32_t>(indices_obj, "X.indices", {nnz}, false);
@@ -119,7 +124,7 @@ void epoch_typed(const py::array& X, const py::object& indices_obj, const py::ob
 void perceptron_epoch(const py::array& X, const py::object& indices, const py::object& indptr,
                       const py::dict& state, const py::array& active, int penalty, double alpha,
                       double l1_ratio, double eta0, double intercept_decay, bool fit_intercept,
-                      bool shuffle, int n_threads) {
+                      bool shuffle, int n_threads, const py::object& x_float32) {
   if (penalty < 0 || penalty > 3) throw py::value_error("perceptron_epoch: bad penalty code");
   const mlpfast::PerceptronOptions opt{mlpfast::PerceptronPenalty(penalty),
                                        alpha,
@@ -129,13 +134,10 @@ void perceptron_epoch(const py::array& X, const py::object& indices, const py::o
                                        fit_intercept,
                                        shuffle,
                                        n_threads < 1 ? 1 : n_threads};
-  if (py::isinstance<py::array_t<float>>(X) && state.contains("coef") &&
-      py::isinstance<py::array_t<double>>(state["coef"]))
-    epoch_typed<double>(X, indices, indptr, state, active, opt, /*compact=*/true);
-  else if (py::isinstance<py::array_t<float>>(X))
-    epoch_typed<float>(X, indices, indptr, state, active, opt);
+  if (py::isinstance<py::array_t<float>>(X))
+    epoch_typed<float>(X, indices, indptr, state, active, opt, x_float32);
   else if (py::isinstance<py::array_t<double>>(X))
-    epoch_typed<double>(X, indices, indptr, state, active, opt);
+    epoch_typed<double>(X, indices, indptr, state, active, opt, x_float32);
   else
     throw py::type_error("perceptron_epoch: X must be float32 or float64");
 }
@@ -172,12 +174,13 @@ void register_perceptron(py::module_& m) {
   m.def("perceptron_epoch", &perceptron_epoch, py::arg("X"), py::arg("indices"), py::arg("indptr"),
         py::arg("state"), py::arg("active"), py::kw_only(), py::arg("penalty"), py::arg("alpha"),
         py::arg("l1_ratio"), py::arg("eta0"), py::arg("intercept_decay"), py::arg("fit_intercept"),
-        py::arg("shuffle"), py::arg("n_threads"),
+        py::arg("shuffle"), py::arg("n_threads"), py::arg("x_float32") = py::none(),
         R"doc(One epoch of scikit-learn's Perceptron SGD for the rows `active` of state["coef"].
 
-X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32); for a float64
-state (coef), X may also be a dense float32 copy from float32_copy_if_exact. In place on the
-arrays of `state` (see python/mlpfast/_perceptron.py); the GIL is released.)doc");
+X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32). x_float32: for a
+dense float64 X, its float32 copy from float32_copy_if_exact, read instead of X (the same
+values; half the bytes). In place on the arrays of `state` (see
+python/mlpfast/_perceptron.py); the GIL is released.)doc");
   m.def("float32_copy_if_exact", &float32_copy_if_exact, py::arg("X"),
         R"doc(X (float64, 2-D, C-contiguous) as a float32 array if every value is a float32 value
 (the copy then widens back to X exactly), else None.)doc");

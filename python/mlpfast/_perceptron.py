@@ -208,6 +208,7 @@ class Perceptron(SklearnPerceptron):
         dtype = coef.dtype
         m, n_features = coef.shape
         n = X.shape[0]
+        x_float32 = None  # X's float32 copy, where it is one (_COMPACT_MIN_BYTES)
         if sp.issparse(X):
             X = X.astype(dtype, copy=False)
             data, indices, indptr = X.data, X.indices, X.indptr
@@ -220,8 +221,7 @@ class Perceptron(SklearnPerceptron):
                 and data.nbytes >= _COMPACT_MIN_BYTES
                 and max_iter * m >= _COMPACT_MIN_READS
             ):
-                compact = _core.float32_copy_if_exact(data)
-                data = data if compact is None else compact
+                x_float32 = _core.float32_copy_if_exact(data)
         penalty = _PENALTY_CODES[self.penalty]
         st = {
             "coef": coef,
@@ -248,7 +248,7 @@ class Perceptron(SklearnPerceptron):
             penalty=penalty, alpha=float(self.alpha), l1_ratio=float(self.l1_ratio or 0.0),
             eta0=float(self.eta0), intercept_decay=intercept_decay,
             fit_intercept=bool(self.fit_intercept), shuffle=bool(self.shuffle),
-            n_threads=self._n_threads(),
+            n_threads=self._n_threads(), x_float32=x_float32,
         )  # fmt: skip
         tol = self.tol if self.tol is not None else -np.inf
         train_count = n - int(np.sum(validation_mask))
