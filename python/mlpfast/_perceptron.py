@@ -61,6 +61,10 @@ class Perceptron(SklearnPerceptron):
       ``None`` means mlpfast's default, OpenMP's thread count (as for the MLPs; limit it with
       threadpoolctl or OMP_NUM_THREADS), where scikit-learn runs one. The result does not
       depend on it.
+    - A dense float64 X of 32 MB or more whose values are all float32 values (data that began
+      as float32, integer counts or pixels) is read from a float32 copy made for the fit (the
+      same numbers, half the memory traffic; half of X's memory more while it runs), when
+      ``max_iter`` x classes >= 32. ``coef_`` is the same.
     - Bitwise equality needs scikit-learn's build to round like ours: no fused multiply-add
       (true of scikit-learn's x86-64 wheels). ``tol`` is compared to the objective on
       scikit-learn >= 1.8 and to the summed loss on 1.7, as each release does.
