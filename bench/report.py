@@ -31,6 +31,7 @@ SUITES = [
     "bench_fit.py",
     "bench_threads.py",
     "bench_latency.py",
+    "bench_load.py",
 ]
 ORDER = [
     "mlpfast",
