@@ -157,14 +157,15 @@ def tables(benchmarks):
     for group in sorted(groups):
         rows = sorted(
             groups[group],
-            key=lambda b: (order_of(library_of(b)), b["extra_info"].get("threads", 0)),
+            # threads: a count, or "default" (bench_load.py)
+            key=lambda b: (order_of(library_of(b)), str(b["extra_info"].get("threads", 0))),
         )
         threads = all("threads" in b.get("extra_info", {}) for b in rows)
         if threads:  # thread scaling: against the same library on one thread
-            base = next((b for b in rows if b["extra_info"]["threads"] == 1), None)
+            ones = {library_of(b): b for b in rows if b["extra_info"]["threads"] == 1}
             header = "speed-up over 1 thread"
         else:
-            base = next((b for b in rows if library_of(b) == "mlpfast"), None)
+            mlpfast = next((b for b in rows if library_of(b) == "mlpfast"), None)
             header = "its time / mlpfast's"
         lines += [f"**{group}**", "", f"| | median | throughput | {header} |", "|---|---|---|---|"]
         for b in rows:
@@ -173,6 +174,7 @@ def tables(benchmarks):
             if threads:
                 label += f", {b['extra_info']['threads']} thread(s)"
             ratio = ""
+            base = ones.get(library_of(b)) if threads else mlpfast
             if base is not None and b is not base:
                 ratio = (
                     f"{base['stats']['median'] / b['stats']['median']:.2f}"
