@@ -399,8 +399,15 @@ void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep, i
 // upper 16 rows only (a sliver's last rows, when they are 16 or fewer). A and B are read
 // sequentially: a step's two A tiles are 2 KiB in a row (pack_a_rows), its B tiles too.
 template <int N, int H>
-void ukernel_amx(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
-                 float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+void amx_store(float* acc) {  // the sums, row stride NR
+  _tile_stored(0, acc, NR * 4);
+  if (H == 2) _tile_stored(2, acc + 16 * NR, NR * 4);
+  if (N == 2) _tile_stored(1, acc + 16, NR * 4);
+  if (H == 2 && N == 2) _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+}
+template <int N, int H>
+void amx_sums(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+              float* MLPFAST_RESTRICT acc) {
   _tile_zero(0);
   if (N == 2) _tile_zero(1);
   if (H == 2) _tile_zero(2);
@@ -417,18 +424,20 @@ void ukernel_amx(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAS
       if (H == 2) _tile_dpbf16ps(3, 5, 7);
     }
   }
-  alignas(64) float acc[MR * NR];
-  _tile_stored(0, acc, NR * 4);
-  if (H == 2) _tile_stored(2, acc + 16 * NR, NR * 4);
-  if (N == 2) _tile_stored(1, acc + 16, NR * 4);
-  if (H == 2 && N == 2) _tile_stored(3, acc + 16 * NR + 16, NR * 4);
-  finish_tile<N>(acc, c, ldc, ep, 16 * H);
+  amx_store<N, H>(acc);
+}
+// The sums of a tile of N vectors and `rows` rows into acc (row stride NR).
+template <int N>
+void amx_sums_rows(int rows, index_t kp, const word* ap, const word* bp, float* acc) {
+  if (rows <= 16) return amx_sums<N, 1>(kp, ap, bp, acc);
+  amx_sums<N, 2>(kp, ap, bp, acc);
 }
 template <int N>
 void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
              const Epilogue& ep, int rows = MR) {
-  if (rows <= 16) return ukernel_amx<N, 1>(kp, ap, bp, c, ldc, ep);
-  ukernel_amx<N, 2>(kp, ap, bp, c, ldc, ep);
+  alignas(64) float acc[MR * NR];
+  amx_sums_rows<N>(rows, kp, ap, bp, acc);
+  finish_tile<N>(acc, c, ldc, ep, rows <= 16 ? 16 : MR);
 }
 #else
 template <int N>
@@ -488,8 +497,34 @@ void ukernel_n(int n, index_t kp, const word* ap, const word* bp, float* c, inde
 // One packed block of A (mc rows) times one packed panel of B (nc columns) into C. A tile that
 // is not MR full rows and a whole number of vectors goes through a buffer (same kernel, same
 // arithmetic per element).
+#if MLPFAST_BF16_AMX
+// AMX: the epilogue of each tile runs after the next tile's products are issued, so that its
+// loads of the stored sums do not wait for the tile stores (there is no forwarding from them)
+// and overlap the tile unit's work. Tiles of whole vectors only (the rest: macro_kernel's
+// buffered path); the same arithmetic per element.
+struct PendingTile {
+  float* acc = nullptr;  // null: none
+  float* c;
+  Epilogue ep;
+  int nv, rows;
+};
+void finish_pending(PendingTile& p, index_t ldc) {
+  if (!p.acc) return;
+  if (p.nv == 2)
+    finish_tile<2>(p.acc, p.c, ldc, p.ep, p.rows);
+  else
+    finish_tile<1>(p.acc, p.c, ldc, p.ep, p.rows);
+  p.acc = nullptr;
+}
+#endif
+
 void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word* bp, float* c,
                   index_t ldc, Epilogue ep) {
+#if MLPFAST_BF16_AMX
+  alignas(64) float acc[2][MR * NR];
+  PendingTile pending;
+  int parity = 0;
+#endif
   alignas(64) float tile[MR * NR];
   alignas(64) float tile_bias[NR];
   const float* bias0 = ep.bias;
@@ -506,6 +541,20 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
       const int mr = mc - i0 < MR ? int(mc - i0) : MR;
       float* cij = c + i0 * ldc + j0;
       const word* as = ap + i0 * kp;
+#if MLPFAST_BF16_AMX
+      if (nr == nv * L) {
+        float* sums = acc[parity];
+        if (nv == 2)
+          amx_sums_rows<2>(mr, kp, as, bp, sums);
+        else
+          amx_sums_rows<1>(mr, kp, as, bp, sums);
+        finish_pending(pending, ldc);
+        pending = {sums, cij, ep, nv, mr};
+        parity ^= 1;
+        continue;
+      }
+      finish_pending(pending, ldc);
+#endif
       if (mr == MR && nr == nv * L) {
         ukernel_n(nv, kp, as, bp, cij, ldc, ep);
         continue;
@@ -518,6 +567,9 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
       for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
     }
   }
+#if MLPFAST_BF16_AMX
+  finish_pending(pending, ldc);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
