@@ -120,6 +120,9 @@ constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
 constexpr index_t pairs(index_t kc) {
   return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign;
 }
+// Rows of A per packing unit (units are shared out among the team): with AMX one sliver, so
+// that a batch of 100 rows (one MC block) is not packed by one thread while the others wait.
+constexpr index_t kPackRows = kAmx ? MR : MC;
 constexpr index_t kMinFlopsPerThread = index_t(1) << 23;  // as gemm_kernels.cpp
 
 // With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
@@ -608,13 +611,13 @@ struct Job {
   word* ap;
   index_t rows, cols, tasks_m, tasks_n;
 
-  // A's packing unit u: K block u / row_blocks, MC rows u % row_blocks.
+  // A's packing unit u: K block u / row_blocks, kPackRows rows u % row_blocks.
   void pack_a_unit(index_t u) const {
-    const index_t row_blocks = blocks_of(m, MC), pc = u / row_blocks * kcb,
-                  ic = u % row_blocks * MC;
+    const index_t row_blocks = blocks_of(m, kPackRows), pc = u / row_blocks * kcb,
+                  ic = u % row_blocks * kPackRows;
     const index_t kc = least(k - pc, kcb);
     const float* src = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
-    pack_a(trans_a, least(m - ic, MC), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
+    pack_a(trans_a, least(m - ic, kPackRows), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
   }
 
   // Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
@@ -661,7 +664,7 @@ struct Job {
 
   // Packs A (units shared out) and runs the tasks on `team` threads; false when out of memory.
   bool run(int team) {
-    const index_t units = blocks_of(k, kcb) * blocks_of(m, MC), tasks = tasks_m * tasks_n;
+    const index_t units = blocks_of(k, kcb) * blocks_of(m, kPackRows), tasks = tasks_m * tasks_n;
     bool ok = true;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(team) if (team > 1) reduction(&& : ok)
