@@ -32,16 +32,18 @@
 // inside the region against the region's start. A helper that arrives more than 0.5 ms late
 // was not running; the next regions then run on one thread for a pause that doubles while the
 // regions that probe after it keep finding a late helper (10 ms up to 0.5 s) and halves at each
-// one that does not. What is measured is the helpers' arrival, not how long the calling thread
-// waited: a caller legitimately waits for most of a region on an idle machine whenever the team
-// has fewer tasks than threads or a static share ends late, and waiting time is no evidence of
-// load (an earlier version that used it made the lecture epoch 2x slower on 16 idle cores).
-// A region that starts more than 0.5 ms after the calling thread's previous team region counts
-// as late only beyond 2 ms: its helpers may have gone to sleep (libgomp spins for a while, then
-// blocks), and waking sleeping threads takes up to a few hundred microseconds on an idle machine,
-// more with many threads and deep CPU idle states; the first region after a pause is such a
-// region, so the pause cannot feed itself. MLPFAST_LOAD_ADAPTATION=0 in the environment (read
-// once, at import) turns the adaptation off.
+// one that does not (the team is back when it falls below 2.5 ms: three probes in a row on time
+// after a first pause). While a pause lasts the helpers are ended, not left spinning on a core
+// the other process needs (threads.cpp: release_helpers). What is measured is the helpers' arrival,
+// not how long the calling thread waited: a caller legitimately waits for most of a region on an
+// idle machine whenever the team has fewer tasks than threads or a static share ends late, and
+// waiting time is no evidence of load (an earlier version that used it made the lecture epoch 2x
+// slower on 16 idle cores). A region that starts more than 0.5 ms after the calling thread's
+// previous team region counts as late only beyond 2 ms: its helpers may have gone to sleep (libgomp
+// spins for a while, then blocks), and waking sleeping threads takes up to a few hundred
+// microseconds on an idle machine, more with many threads and deep CPU idle states; the first
+// region after a pause is such a region, so the pause cannot feed itself. MLPFAST_LOAD_ADAPTATION=0
+// in the environment (read once, at import) turns the adaptation off.
 #pragma once
 #include <atomic>
 #include <cstdint>

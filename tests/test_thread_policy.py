@@ -199,9 +199,31 @@ check("cold and late", (stats()["late"], core._region_threads()), (1, 1))
 for _ in range(2):
     region(0.05, 1.0)  # late twice more in a row: the pause doubles (10, 20, 40 ms)
 check("paused", (stats()["late"], core._region_threads()), (3, 1))
-for _ in range(3):
-    region(0.05, 0.01)  # on time: the pause halves each time, 40 -> 20 -> 10 -> 0
+for _ in range(4):
+    region(0.05, 0.01)  # on time: the pause halves each time, 40 -> 20 -> 10 -> 5 -> 2.5 ...
+check("still paused", core._region_threads(), 1)  # one probe on time is not a quiet machine
+region(0.05, 0.01)  # ... -> 0
 check("recovered", core._region_threads(), 2)
+""",
+        env={"OMP_NUM_THREADS": "2"},
+    )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="lists threads through /proc")
+def test_a_pause_ends_the_helpers():
+    # a spinning helper would share a core with the other process for ~10 ms after each region
+    run_core(
+        RULES
+        + """
+import os
+def threads():
+    return len(os.listdir("/proc/self/task"))
+a = np.ones((512, 512))
+core.gemm(a, a)  # a team of 2: libgomp creates one helper
+with_helper = threads()
+region(0, 0)
+region(0.05, 3.0)  # late: a pause starts
+check("helper ended", (core._region_threads(), threads()), (1, with_helper - 1))
 """,
         env={"OMP_NUM_THREADS": "2"},
     )
