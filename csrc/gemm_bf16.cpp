@@ -145,8 +145,8 @@ inline __m512i pairs_of_run(const float* s) {
 // (interleave words, then word pairs, then 128-bit lanes twice).
 inline __m512i mix(__m512i a, __m512i b, int i0, int i1, int i2, int i3, int i4, int i5, int i6,
                    int i7, int i8, int i9, int i10, int i11, int i12, int i13, int i14, int i15) {
-  const __m512i idx = _mm512_set_epi32(i15, i14, i13, i12, i11, i10, i9, i8, i7, i6, i5, i4, i3,
-                                       i2, i1, i0);  // index >= 16: b's word index - 16
+  const __m512i idx = _mm512_set_epi32(i15, i14, i13, i12, i11, i10, i9, i8, i7, i6, i5, i4, i3, i2,
+                                       i1, i0);  // index >= 16: b's word index - 16
   return _mm512_permutex2var_epi32(a, idx, b);
 }
 inline void transpose16(__m512i r[16]) {
@@ -301,9 +301,11 @@ void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t l
       const float* s = a + i * lda;
       index_t q = 0;
 #if MLPFAST_BF16_AMX
-      for (; 2 * q + 32 <= kc; q += 16) _mm512_storeu_si512(ap + a_word(i, q, kp), pairs_of_run(s + 2 * q));
+      for (; 2 * q + 32 <= kc; q += 16)
+        _mm512_storeu_si512(ap + a_word(i, q, kp), pairs_of_run(s + 2 * q));
 #endif
-      for (; 2 * q < kc; ++q) ap[a_word(i, q, kp)] = pair_at(s + 2 * q, 2 * q + 1 < kc ? s + 2 * q + 1 : nullptr, 0);
+      for (; 2 * q < kc; ++q)
+        ap[a_word(i, q, kp)] = pair_at(s + 2 * q, 2 * q + 1 < kc ? s + 2 * q + 1 : nullptr, 0);
     }
     return;
   }
@@ -436,8 +438,8 @@ void amx_sums_rows(int rows, index_t kp, const word* ap, const word* bp, float* 
   amx_sums<N, 2>(kp, ap, bp, acc);
 }
 template <int N>
-void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
-             const Epilogue& ep, int rows = MR) {
+void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc, const Epilogue& ep,
+             int rows = MR) {
   alignas(64) float acc[MR * NR];
   amx_sums_rows<N>(rows, kp, ap, bp, acc);
   finish_tile<N>(acc, c, ldc, ep, rows <= 16 ? 16 : MR);
