@@ -58,12 +58,14 @@ FAST=(
   tests/test_core_errors.py
   tests/test_core_gradcheck.py
   tests/test_core_hostile.py
+  tests/test_core_hostile_sparse.py
   tests/test_core_threads_isa.py
   tests/test_core_training.py
   tests/test_gemm.py
   tests/test_fast_predict.py
   tests/test_estimators.py
   tests/test_estimators_main.py
+  tests/test_sparse.py  # the sparse kernels (first-layer products, the scattered gradient)
   # compiles the kernel sources with the release flags and reads their symbols: it tests no
   # code of the sanitized build, and is the slowest test file (~80 s of compiler CPU)
   --deselect "tests/test_gemm.py::test_kernel_objects_have_no_vague_symbols"

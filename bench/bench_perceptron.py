@@ -72,9 +72,12 @@ def test_perceptron_fit(benchmark, problems, problem, library, n_jobs):
 
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_perceptron_ratio_interleaved(benchmark, problems, problem):
-    """The same fits at n_jobs=1, alternated (scikit-learn, mlpfast, mlpfast shared_order, and
-    again, three times), so that a change of load on a shared machine hits every library alike.
-    Wall and CPU (process) seconds, medians; the ratios go to extra_info and the summary."""
+    """The same fits alternated (scikit-learn's default, mlpfast at n_jobs=1, mlpfast
+    shared_order at n_jobs=1, mlpfast's default n_jobs=None: OpenMP's threads over the classes;
+    and again, three times), so that a change of load on a shared machine hits every library
+    alike. Wall and CPU (process) seconds, medians; the ratios go to extra_info and the summary.
+    (CPU seconds of a threaded fit add up its threads: compare its wall time, on a quiet
+    machine.)"""
     X, y = problems[problem]
     fits = {
         "sklearn": lambda: SkPerceptron(max_iter=EPOCHS, tol=None, random_state=0),
@@ -82,6 +85,7 @@ def test_perceptron_ratio_interleaved(benchmark, problems, problem):
         "mlpfast-shared_order": lambda: Perceptron(
             max_iter=EPOCHS, tol=None, n_jobs=1, random_state=0, shared_order=True
         ),
+        "mlpfast-n_jobs=None": lambda: Perceptron(max_iter=EPOCHS, tol=None, random_state=0),
     }
     wall = {name: [] for name in fits}
     cpu = {name: [] for name in fits}
@@ -96,14 +100,14 @@ def test_perceptron_ratio_interleaved(benchmark, problems, problem):
                     wall[name].append(time.perf_counter() - w)
                     cpu[name].append(time.process_time() - c)
 
-    benchmark.group = f"perceptron: interleaved, {problem}, n_jobs=1"
+    benchmark.group = f"perceptron: interleaved, {problem}"
     benchmark.pedantic(rounds, rounds=1, iterations=1)
-    for name in ("mlpfast", "mlpfast-shared_order"):
+    for name in ("mlpfast", "mlpfast-shared_order", "mlpfast-n_jobs=None"):
         for kind, t in (("wall", wall), ("cpu", cpu)):
             ratio = float(np.median(t["sklearn"]) / np.median(t[name]))
             benchmark.extra_info[f"sklearn/{name} {kind}"] = round(ratio, 2)
             _INTERLEAVED[f"{problem}: sklearn/{name} ({kind} s)"] = ratio
-    benchmark.extra_info.update(library="all", n_jobs=1)
+    benchmark.extra_info.update(library="all")
 
 
 _INTERLEAVED = {}

@@ -400,6 +400,25 @@ struct Net {
   index_t n_params = 0;
 };
 
+// An entry of a sequence of ints (`what`): an int, not a bool, through __index__, which may raise
+// (its exception propagates) or return any int, however large (overflow: beyond long long).
+struct Int {
+  py::object index;
+  long long value;
+  bool overflow;
+};
+
+Int int_item(const py::handle& item, const char* what) {
+  if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
+    throw py::type_error(std::string(what) + " must contain ints, got " + type_name(item));
+  auto index = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
+  if (!index) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return {std::move(index), v, overflow != 0};
+}
+
 Net parse_net(const py::object& layer_units, const py::object& activation,
               const py::object& out_activation) {
   Net net;
@@ -408,18 +427,11 @@ Net parse_net(const py::object& layer_units, const py::object& activation,
     throw py::type_error("layer_units must be a sequence of ints, got " + type_name(layer_units));
   constexpr long long kMaxUnits = 1LL << 31;
   for (const py::handle item : layer_units) {
-    if (PyBool_Check(item.ptr()) || !PyIndex_Check(item.ptr()))
-      throw py::type_error("layer_units must contain ints, got " + type_name(item));
-    // __index__ may raise (its exception propagates) or return any int, however large
-    const auto index = py::reinterpret_steal<py::object>(PyNumber_Index(item.ptr()));
-    if (!index) throw py::error_already_set();
-    int overflow = 0;
-    const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
-    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
-    if (overflow != 0 || v < 1 || v >= kMaxUnits)
+    const Int v = int_item(item, "layer_units");
+    if (v.overflow || v.value < 1 || v.value >= kMaxUnits)
       throw py::value_error("layer_units must all be >= 1 and < 2**31, got " +
-                            std::string(py::str(index)));
-    net.units.push_back(index_t(v));
+                            std::string(py::str(v.index)));
+    net.units.push_back(index_t(v.value));
   }
   if (net.units.size() < 2)
     throw py::value_error("layer_units needs at least 2 entries (inputs and outputs), got " +
@@ -565,22 +577,42 @@ std::string csr_structure_error(const mlpfast::Csr<double>& X) {
   return "";
 }
 
+// X.shape: two ints >= 0. (Nothing but scipy's constructor checks it: X._shape can be set to
+// anything, and a shape[0] of -1 with an empty indptr passed the length check below.)
+std::vector<index_t> sparse_shape(const py::handle& X) {
+  const py::object shape = py::getattr(X, "shape", py::none());
+  if (!py::isinstance<py::tuple>(shape))
+    throw py::type_error("X.shape must be a tuple, got " + type_name(shape));
+  if (py::len(shape) != 2)
+    throw py::value_error("X must be 2-D, got shape " + std::string(py::repr(shape)));
+  std::vector<index_t> out;
+  for (const py::handle item : shape) {
+    const Int v = int_item(item, "X.shape");
+    if (v.overflow || v.value < 0 || v.value >= std::numeric_limits<index_t>::max())
+      throw py::value_error("X.shape must hold sizes >= 0 and < 2**63 - 1, got " +
+                            std::string(py::repr(shape)));
+    out.push_back(index_t(v.value));
+  }
+  return out;
+}
+
 template <typename T>
 SparseX<T> sparse_X(const py::handle& X, const Net& net, bool allow_empty) {
-  if (std::string(py::str(X.attr("format"))) != "csr")
-    throw py::type_error("a sparse X must be in CSR format, got '" +
-                         std::string(py::str(X.attr("format"))) + "' (convert with X.tocsr())");
-  const auto shape = X.attr("shape").cast<std::vector<index_t>>();
-  if (shape.size() != 2) throw py::value_error("X must be 2-D");
+  const std::string format = py::str(py::getattr(X, "format", py::none()));
+  if (format != "csr")
+    throw py::type_error("a sparse X must be in CSR format, got '" + format +
+                         "' (convert with X.tocsr())");
+  const auto shape = sparse_shape(X);
   SparseX<T> s;
-  s.data = as_ndarray(X.attr("data"), "X.data");
+  // (getattr: a subclass that calls itself CSR may lack the arrays: as_ndarray's TypeError)
+  s.data = as_ndarray(py::getattr(X, "data", py::none()), "X.data");
   require_dtype<T>(s.data, "X");
   if (shape[1] != net.units[0])
     throw py::value_error("X has " + std::to_string(shape[1]) + " columns but layer_units[0] is " +
                           std::to_string(net.units[0]));
   if (!allow_empty && shape[0] == 0) throw py::value_error("X has no rows (empty batch)");
-  py::array ind = as_ndarray(X.attr("indices"), "X.indices");
-  py::array ptr = as_ndarray(X.attr("indptr"), "X.indptr");
+  py::array ind = as_ndarray(py::getattr(X, "indices", py::none()), "X.indices");
+  py::array ptr = as_ndarray(py::getattr(X, "indptr", py::none()), "X.indptr");
   for (const py::array* a : {&s.data, &ind, &ptr})
     if (a->ndim() != 1) throw py::value_error("X's data, indices and indptr must be 1-D");
   const auto np = py::module_::import("numpy");
@@ -597,7 +629,7 @@ SparseX<T> sparse_X(const py::handle& X, const Net& net, bool allow_empty) {
   s.data = req(s.data, s.data.dtype());
   s.indices = req(ind, idx_dtype);
   s.indptr = req(ptr, idx_dtype);
-  if (s.indptr.shape(0) != shape[0] + 1)
+  if (s.indptr.shape(0) != shape[0] + 1)  // (shape[0] < 2**63 - 1: no overflow)
     throw py::value_error("X.indptr has " + std::to_string(s.indptr.shape(0)) + " entries; X's " +
                           std::to_string(shape[0]) + " rows need " + std::to_string(shape[0] + 1));
   const index_t stored = std::min<index_t>(s.data.shape(0), s.indices.shape(0));

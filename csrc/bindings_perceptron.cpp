@@ -7,8 +7,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "perceptron.h"
@@ -46,10 +48,12 @@ D* checked(const py::handle& obj, const std::string& what, std::vector<py::ssize
   return static_cast<D*>(const_cast<void*>(x.data()));
 }
 
+// x_float32: None, or (float64 dense X only) X's float32 copy from float32_copy_if_exact, read
+// instead of X; the caller made it from this X.
 template <typename T>
 void epoch_typed(const py::array& X, const py::object& indices_obj, const py::object& indptr_obj,
                  const py::dict& st, const py::array& active_obj,
-                 const mlpfast::PerceptronOptions& opt) {
+                 const mlpfast::PerceptronOptions& opt, const py::object& x_float32) {
   const py::array coef_arr = array_of(st["coef"], "coef", 2);
   const py::ssize_t m = coef_arr.shape(0), d = coef_arr.shape(1);
   const py::ssize_t n = array_of(st["label"], "label", 1).shape(0);
@@ -58,7 +62,14 @@ void epoch_typed(const py::array& X, const py::object& indices_obj, const py::ob
   data.n_features = d;
   if (indices_obj.is_none()) {
     data.values = checked<T>(X, "X", {n, d}, false);
-  } else {  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
+    if (!x_float32.is_none()) {
+      if (!std::is_same_v<T, double>) bad("x_float32", "is for a float64 X only");
+      data.compact = checked<float>(x_float32, "x_float32", {n, d}, false);
+    }
+  } else {
+    if (!x_float32.is_none())
+      bad("x_float32",
+          "is for a dense X only");  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
     const py::ssize_t nnz = X.ndim() == 1 ? X.shape(0) : -2;
     data.values = checked<T>(X, "X.data", {nnz}, false);
     data.indices = checked<std::int32_t>(indices_obj, "X.indices", {nnz}, false);
@@ -113,7 +124,7 @@ void epoch_typed(const py::array& X, const py::object& indices_obj, const py::ob
 void perceptron_epoch(const py::array& X, const py::object& indices, const py::object& indptr,
                       const py::dict& state, const py::array& active, int penalty, double alpha,
                       double l1_ratio, double eta0, double intercept_decay, bool fit_intercept,
-                      bool shuffle, int n_threads) {
+                      bool shuffle, int n_threads, const py::object& x_float32) {
   if (penalty < 0 || penalty > 3) throw py::value_error("perceptron_epoch: bad penalty code");
   const mlpfast::PerceptronOptions opt{mlpfast::PerceptronPenalty(penalty),
                                        alpha,
@@ -124,11 +135,37 @@ void perceptron_epoch(const py::array& X, const py::object& indices, const py::o
                                        shuffle,
                                        n_threads < 1 ? 1 : n_threads};
   if (py::isinstance<py::array_t<float>>(X))
-    epoch_typed<float>(X, indices, indptr, state, active, opt);
+    epoch_typed<float>(X, indices, indptr, state, active, opt, x_float32);
   else if (py::isinstance<py::array_t<double>>(X))
-    epoch_typed<double>(X, indices, indptr, state, active, opt);
+    epoch_typed<double>(X, indices, indptr, state, active, opt, x_float32);
   else
     throw py::type_error("perceptron_epoch: X must be float32 or float64");
+}
+
+// X (float64, 2-D, C order) as float32 when every value converts exactly (then the float32
+// copy widens back to X bit for bit), else None: stops at the first value that does not.
+py::object float32_copy_if_exact(const py::array& X) {
+  const py::ssize_t rows = X.ndim() == 2 ? X.shape(0) : -2;
+  const double* x = checked<double>(X, "X", {rows, -1}, false);
+  const std::size_t size = std::size_t(X.size());
+  py::array_t<float> out({X.shape(0), X.shape(1)});
+  float* o = out.mutable_data();
+  bool exact = true;
+  {
+    py::gil_scoped_release release;
+    constexpr std::size_t kBlock = 4096;  // the inner loop vectorizes; the test is per block
+    for (std::size_t b = 0; b < size && exact; b += kBlock) {
+      const std::size_t e = std::min(size, b + kBlock);
+      bool ok = true;
+      for (std::size_t i = b; i < e; ++i) {
+        o[i] = static_cast<float>(x[i]);
+        ok &= static_cast<double>(o[i]) == x[i];
+      }
+      exact = ok;
+    }
+  }
+  if (!exact) return py::none();
+  return std::move(out);
 }
 
 }  // namespace
@@ -137,9 +174,14 @@ void register_perceptron(py::module_& m) {
   m.def("perceptron_epoch", &perceptron_epoch, py::arg("X"), py::arg("indices"), py::arg("indptr"),
         py::arg("state"), py::arg("active"), py::kw_only(), py::arg("penalty"), py::arg("alpha"),
         py::arg("l1_ratio"), py::arg("eta0"), py::arg("intercept_decay"), py::arg("fit_intercept"),
-        py::arg("shuffle"), py::arg("n_threads"),
+        py::arg("shuffle"), py::arg("n_threads"), py::arg("x_float32") = py::none(),
         R"doc(One epoch of scikit-learn's Perceptron SGD for the rows `active` of state["coef"].
 
-X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32). In place on the
-arrays of `state` (see python/mlpfast/_perceptron.py); the GIL is released.)doc");
+X: dense (n, d), or the data of a CSR matrix with `indices`/`indptr` (int32). x_float32: for a
+dense float64 X, its float32 copy from float32_copy_if_exact, read instead of X (the same
+values; half the bytes). In place on the arrays of `state` (see
+python/mlpfast/_perceptron.py); the GIL is released.)doc");
+  m.def("float32_copy_if_exact", &float32_copy_if_exact, py::arg("X"),
+        R"doc(X (float64, 2-D, C-contiguous) as a float32 array if every value is a float32 value
+(the copy then widens back to X exactly), else None.)doc");
 }

@@ -24,6 +24,9 @@ struct PerceptronData {
   const std::int32_t* label;     // (n_samples,) class code of each row
   const T* sample_weight;        // (n_samples,)
   const std::uint8_t* val_mask;  // (n_samples,) 1: a validation row, never trained on
+  // Dense float64 training only: X's rows as float32 values that widen back to `values`
+  // exactly (the caller checked), read instead of `values`; nullptr: read `values`.
+  const float* compact = nullptr;
 };
 
 // One binary classifier (one row of coef_) and the state _plain_sgd keeps across its epochs.

@@ -947,12 +947,28 @@ def test_perceptron_epoch_hostile(data):
         args = [Xs.data.astype(T), Xs.indices.astype(np.int32), Xs.indptr.astype(np.int32)]
     else:
         args = [Xd, None, None]
-    active = np.arange(m, dtype=np.int64)
     must_reject = False
-    victim = draw(st.sampled_from(["none"] * 3 + sorted(PERCEPTRON_KEYS) + ["X", "active"]))
+    active = np.arange(m, dtype=np.int64)
+    victim = draw(
+        st.sampled_from(["none"] * 3 + sorted(PERCEPTRON_KEYS) + ["X", "active", "x_float32"])
+    )
+    x_float32 = None  # X's float32 copy: for a dense float64 X only, exactly its shape
+    if victim == "x_float32":
+        x_float32 = materialise(Xd, draw(DTYPES), draw(LAYOUTS))
+        must_reject = not (
+            not sparse
+            and T == "float64"
+            and not isinstance(x_float32, list)
+            and x_float32.dtype == np.float32
+            and x_float32.shape == Xd.shape
+            and x_float32.flags.c_contiguous
+            and x_float32.flags.aligned
+        )
     how = draw(st.sampled_from(["dtype", "layout", "shape", "value"]))
     penalty = draw(st.integers(0, 3))
-    if victim == "X" and how == "value" and sparse:  # the CSR structure out of range
+    if victim == "x_float32":
+        pass
+    elif victim == "X" and how == "value" and sparse:  # the CSR structure out of range
         if len(args[1]):
             args[1] = args[1].copy()
             args[1][0] = draw(st.sampled_from([-1, d, 2**31 - 1]))
@@ -995,7 +1011,7 @@ def test_perceptron_epoch_hostile(data):
                 fit_intercept=True, shuffle=draw(st.booleans()),
                 n_threads=draw(st.integers(1, 3)))  # fmt: skip
     try:
-        core.perceptron_epoch(args[0], args[1], args[2], state, active, **opts)
+        core.perceptron_epoch(args[0], args[1], args[2], state, active, x_float32=x_float32, **opts)
     except (TypeError, ValueError):
         event("rejected")
         return
@@ -1030,6 +1046,37 @@ def test_set_default_threads_hostile(n):
         core.set_default_threads(joblib.cpu_count(only_physical_cores=False))
 
 
+@settings(SETTINGS, max_examples=60)
+@given(st.data())
+def test_float32_copy_if_exact_hostile(data):
+    """Only a float64, 2-D, C-contiguous, aligned X is read; the answer is None or a float32
+    array that widens back to X exactly, None exactly when some value is not a float32."""
+    draw = data.draw
+    rows, cols = draw(SIZES), draw(SIZES)
+    values = np.random.default_rng(draw(st.integers(0, 2**16))).integers(-4, 5, (rows, cols))
+    values = values * draw(st.sampled_from([1.0, 0.5, 0.1, 1e300, 2.0**-140]))
+    X = materialise(values, draw(DTYPES), draw(LAYOUTS))
+    fine = (
+        not isinstance(X, list)
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.flags.c_contiguous
+        and X.flags.aligned
+    )
+    try:
+        out = core.float32_copy_if_exact(X)
+    except (TypeError, ValueError):
+        assert not fine
+        return
+    assert fine
+    exact = np.array_equal(X.astype(np.float32).astype(np.float64), X)
+    if out is None:
+        assert not exact
+    else:
+        assert exact and out.dtype == np.float32 and out.shape == X.shape
+        assert np.array_equal(out.astype(np.float64), X)
+
+
 def test_every_entry_point_is_covered():
     """A new _core function must get a hostile-input property here."""
     covered = {
@@ -1043,6 +1090,7 @@ def test_every_entry_point_is_covered():
         "available_isas",
         "max_threads",
         "perceptron_epoch",
+        "float32_copy_if_exact",
         "thread_stats",
         "set_default_threads",
         "bf16_kernels",

@@ -342,3 +342,29 @@ def test_overridden_loops_are_the_mirrored_ones(name):
     for variant in compat.PERCEPTRON_OVERRIDDEN[name]:
         params = [p.strip() for p in variant.strip("()").split(",")][1:]
         inspect.signature(getattr(Perceptron, name)).bind(None, **{p: None for p in params})
+
+
+def test_float32_copy_of_float64_input(monkeypatch):
+    """A float64 X of float32 values is read from a float32 copy (the same coef_ as
+    scikit-learn's); X with other values is read as is."""
+    import mlpfast._perceptron as mp
+
+    X = np.array([[1.5, -2.0], [3.0, 2.0**-130]])
+    assert_array_equal(_core.float32_copy_if_exact(X), X)
+    assert _core.float32_copy_if_exact(X).dtype == np.float32
+    for bad in (0.1, 1e300, 2.0**-160, np.nan):
+        Xb = X.copy()
+        Xb[1, 0] = bad
+        assert _core.float32_copy_if_exact(Xb) is None
+    monkeypatch.setattr(mp, "_COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr(mp, "_COMPACT_MIN_READS", 0)
+    calls = []
+    real = _core.float32_copy_if_exact
+    monkeypatch.setattr(
+        _core, "float32_copy_if_exact", lambda a: calls.append(real(a) is not None) or real(a)
+    )
+    X, y = _digits()  # integer pixels: float32 values
+    for params in ({}, {"penalty": "elasticnet", "alpha": 1e-3}, {"n_jobs": 3}):
+        assert_same_fit(*fit_both(X.astype(np.float64), y, **params))
+    assert_same_fit(*fit_both(X / 7.0, y))  # not float32 values: read as they are
+    assert calls == [True, True, True, False]
