@@ -120,6 +120,9 @@ constexpr index_t KC = kAmx ? 1024 : 512, NC = 1536;
 constexpr index_t pairs(index_t kc) {
   return ((kc + 1) / 2 + kPairAlign - 1) / kPairAlign * kPairAlign;
 }
+// Rows of A per packing unit (units are shared out among the team): with AMX one sliver, so
+// that a batch of 100 rows (one MC block) is not packed by one thread while the others wait.
+constexpr index_t kPackRows = kAmx ? MR : MC;
 constexpr index_t kMinFlopsPerThread = index_t(1) << 23;  // as gemm_kernels.cpp
 
 // With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
@@ -137,6 +140,42 @@ inline __m512i pairs_of_rows(const float* r0, const float* r1) {
 // 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values).
 inline __m512i pairs_of_run(const float* s) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
+}
+// r[i][j] -> r[j][i] for a 16 x 16 matrix of words: three rounds of two-source permutes
+// (interleave words, then word pairs, then 128-bit lanes twice).
+inline __m512i mix(__m512i a, __m512i b, int i0, int i1, int i2, int i3, int i4, int i5, int i6,
+                   int i7, int i8, int i9, int i10, int i11, int i12, int i13, int i14, int i15) {
+  const __m512i idx = _mm512_set_epi32(i15, i14, i13, i12, i11, i10, i9, i8, i7, i6, i5, i4, i3, i2,
+                                       i1, i0);  // index >= 16: b's word index - 16
+  return _mm512_permutex2var_epi32(a, idx, b);
+}
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {  // t[i], t[i+1]: rows i, i+1 interleaved word by word
+    t[i] = mix(r[i], r[i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29);
+    t[i + 1] = mix(r[i], r[i + 1], 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31);
+  }
+  for (int g = 0; g < 16; g += 4) {  // r[g + c]: rows g..g+3 of columns c, c+4, c+8, c+12
+    for (int h = 0; h < 2; ++h) {
+      const __m512i x = t[g + h], y = t[g + h + 2];
+      r[g + 2 * h] = mix(x, y, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+      r[g + 2 * h + 1] = mix(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+  }
+  for (int c = 0; c < 4; ++c) {  // gather each column's four 128-bit lanes
+    const __m512i x0 = mix(r[c], r[4 + c], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i x1 =
+        mix(r[c], r[4 + c], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const __m512i y0 =
+        mix(r[8 + c], r[12 + c], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i y1 =
+        mix(r[8 + c], r[12 + c], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    t[c] = mix(x0, y0, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    t[c + 4] = mix(x0, y0, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    t[c + 8] = mix(x1, y1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    t[c + 12] = mix(x1, y1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 #else
 constexpr bool kCvt = false;
@@ -184,7 +223,29 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
   const index_t kp = pairs(kc);
   for (index_t q = (kc + 1) / 2; q < kp; ++q)  // (AMX) padding pairs
     for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
-  for (int j = 0; j < w; ++j) {
+  int j = 0;
+#if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+  if constexpr (W % 16 == 0) {  // 16 columns x 16 pairs at a time, transposed in registers
+    const index_t q16 = kc / 32 * 16;
+    for (; j + 16 <= w; j += 16) {
+      for (index_t q = 0; q < q16; q += 16) {
+        __m512i r[16];
+        for (int u = 0; u < 16; ++u) r[u] = pairs_of_run(src + (j + u) * lds + 2 * q);
+        transpose16(r);
+        for (int u = 0; u < 16; ++u) _mm512_storeu_si512(dst + (q + u) * W + j, r[u]);
+      }
+      for (int u = 0; u < 16; ++u) {  // the last pairs of each column
+        const float* s = src + (j + u) * lds;
+        for (index_t q = q16; 2 * q < kc; ++q) {
+          const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
+          const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
+          dst[q * W + j + u] = lo | hi;
+        }
+      }
+    }
+  }
+#endif
+  for (; j < w; ++j) {
     const float* s = src + j * lds;
     index_t q = 0;
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
@@ -221,18 +282,53 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
     for (index_t q = 0; q < kp; ++q) dst[q * W + j] = 0;
 }
 
-// AMX: op(A)[0:mc, 0:kc] -> ceil(mc / MR) slivers of MR rows of pairs(kc) words (row-major,
-// as a tile reads them), rows past mc and pairs past kc zero.
+// AMX: op(A)[0:mc, 0:kc] -> ceil(mc / MR) slivers of MR rows x pairs(kc) words, each sliver
+// stored tile by tile: for each step of 16 pairs its MR rows of 16 words (64 bytes: a tile row),
+// so that the kernel reads A and B sequentially. Rows past mc and pairs past kc are zero.
+inline index_t a_word(index_t i, index_t q, index_t kp) {
+  return i / MR * MR * kp + q / 16 * (MR * 16) + i % MR * 16 + q % 16;
+}
 void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
   const index_t kp = pairs(kc), half = (kc + 1) / 2;
   const index_t rows = (mc + MR - 1) / MR * MR;
   for (index_t i = 0; i < rows; ++i)
-    for (index_t q = i < mc ? half : 0; q < kp; ++q) ap[i * kp + q] = 0;
+    for (index_t q = i < mc ? half : 0; q < kp; ++q) ap[a_word(i, q, kp)] = 0;
+  auto pair_at = [&](const float* r0, const float* r1, index_t t) {  // r1 null: odd kc's end
+    return (round_bf16(bits<word>(r0[t])) >> 16) | (r1 ? round_bf16(bits<word>(r1[t])) : 0);
+  };
   if (!trans_a) {  // row i of A runs along k: its pairs are adjacent values
-    for (index_t i = 0; i < mc; ++i) pack_pair_cols<1>(a + i * lda, lda, 1, kc, ap + i * kp);
+    for (index_t i = 0; i < mc; ++i) {
+      const float* s = a + i * lda;
+      index_t q = 0;
+#if MLPFAST_BF16_AMX
+      for (; 2 * q + 32 <= kc; q += 16)
+        _mm512_storeu_si512(ap + a_word(i, q, kp), pairs_of_run(s + 2 * q));
+#endif
+      for (; 2 * q < kc; ++q)
+        ap[a_word(i, q, kp)] = pair_at(s + 2 * q, 2 * q + 1 < kc ? s + 2 * q + 1 : nullptr, 0);
+    }
     return;
   }
-  for (index_t p = 0; p < kc; p += 2) {  // rows p and p + 1 of a hold op(A)[:, p], [:, p + 1]
+  // rows p and p + 1 of a hold op(A)[:, p], [:, p + 1]
+  index_t p0 = 0;
+#if MLPFAST_BF16_AMX
+  for (; p0 + 32 <= kc; p0 += 32) {  // 16 rows x 16 pairs at a time, transposed in registers
+    index_t i = 0;
+    for (; i + 16 <= mc; i += 16) {
+      __m512i r[16];
+      for (int u = 0; u < 16; ++u) {
+        const float* r0 = a + (p0 + 2 * u) * lda + i;
+        r[u] = pairs_of_rows(r0, r0 + lda);
+      }
+      transpose16(r);
+      for (int u = 0; u < 16; ++u) _mm512_storeu_si512(ap + a_word(i + u, p0 / 2, kp), r[u]);
+    }
+    for (; i < mc; ++i)
+      for (index_t p = p0; p < p0 + 32; p += 2)
+        ap[a_word(i, p / 2, kp)] = pair_at(a + p * lda, a + (p + 1) * lda, i);
+  }
+#endif
+  for (index_t p = p0; p < kc; p += 2) {
     const float* r0 = a + p * lda;
     const float* r1 = p + 1 < kc ? r0 + lda : nullptr;
     index_t i = 0;
@@ -241,12 +337,10 @@ void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t l
       alignas(64) word t[16];
       _mm512_store_si512(t, pairs_of_rows(r0 + i, r1 ? r1 + i : nullptr));
       MLPFAST_UNROLL
-      for (int u = 0; u < 16; ++u) ap[(i + u) * kp + p / 2] = t[u];
+      for (int u = 0; u < 16; ++u) ap[a_word(i + u, p / 2, kp)] = t[u];
     }
 #endif
-    for (; i < mc; ++i)
-      ap[i * kp + p / 2] =
-          (round_bf16(bits<word>(r0[i])) >> 16) | (r1 ? round_bf16(bits<word>(r1[i])) : 0);
+    for (; i < mc; ++i) ap[a_word(i, p / 2, kp)] = pair_at(r0, r1, i);
   }
 }
 
@@ -288,10 +382,10 @@ struct Epilogue {
 // the kernels: C = alpha * sums (+ beta * C on the first K block, + C on later ones), then on
 // the last K block + bias and the activation.
 template <int N>
-void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep) {
+void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep, int rows = MR) {
   const bool read_c = !ep.first || ep.beta != 0.0f;
   const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
-  for (int i = 0; i < MR; ++i, sums += NR, c += ldc) {
+  for (int i = 0; i < rows; ++i, sums += NR, c += ldc) {
     MLPFAST_UNROLL
     for (int v = 0; v < N; ++v) {
       vf x = ep.alpha == 1.0f ? load(sums + v * L) : alpha * load(sums + v * L);
@@ -306,39 +400,54 @@ void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep) {
 
 #if MLPFAST_BF16_AMX
 // The 32 x (N * 16) tile: C tiles 0..3 (rows 0-15 / 16-31 x columns 0-15 / 16-31), A tiles 4,
-// 5, B tiles 6, 7; each 16 rows x 64 bytes (the configuration run_task loads).
-template <int N>
-void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
-             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+// 5, B tiles 6, 7; each 16 rows x 64 bytes (the configuration run_task loads). H = 1: the
+// upper 16 rows only (a sliver's last rows, when they are 16 or fewer). A and B are read
+// sequentially: a step's two A tiles are 2 KiB in a row (pack_a_rows), its B tiles too.
+template <int N, int H>
+void amx_store(float* acc) {  // the sums, row stride NR
+  _tile_stored(0, acc, NR * 4);
+  if (H == 2) _tile_stored(2, acc + 16 * NR, NR * 4);
+  if (N == 2) _tile_stored(1, acc + 16, NR * 4);
+  if (H == 2 && N == 2) _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+}
+template <int N, int H>
+void amx_sums(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
+              float* MLPFAST_RESTRICT acc) {
   _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (index_t q = 0; q < kp; q += 16) {
-    _tile_loadd(4, ap + q, kp * 4);
-    _tile_loadd(5, ap + 16 * kp + q, kp * 4);
-    _tile_loadd(6, bp + q * NR, NR * 4);
+  if (N == 2) _tile_zero(1);
+  if (H == 2) _tile_zero(2);
+  if (H == 2 && N == 2) _tile_zero(3);
+  for (index_t q = 0; q < kp; q += 16, ap += MR * 16, bp += 16 * NR) {
+    _tile_loadd(4, ap, 64);
+    if (H == 2) _tile_loadd(5, ap + 256, 64);
+    _tile_loadd(6, bp, NR * 4);
     _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(2, 5, 6);
+    if (H == 2) _tile_dpbf16ps(2, 5, 6);
     if (N == 2) {
-      _tile_loadd(7, bp + q * NR + 16, NR * 4);
+      _tile_loadd(7, bp + 16, NR * 4);
       _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(3, 5, 7);
+      if (H == 2) _tile_dpbf16ps(3, 5, 7);
     }
   }
+  amx_store<N, H>(acc);
+}
+// The sums of a tile of N vectors and `rows` rows into acc (row stride NR).
+template <int N>
+void amx_sums_rows(int rows, index_t kp, const word* ap, const word* bp, float* acc) {
+  if (rows <= 16) return amx_sums<N, 1>(kp, ap, bp, acc);
+  amx_sums<N, 2>(kp, ap, bp, acc);
+}
+template <int N>
+void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc, const Epilogue& ep,
+             int rows = MR) {
   alignas(64) float acc[MR * NR];
-  _tile_stored(0, acc, NR * 4);
-  _tile_stored(2, acc + 16 * NR, NR * 4);
-  if (N == 2) {
-    _tile_stored(1, acc + 16, NR * 4);
-    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
-  }
-  finish_tile<N>(acc, c, ldc, ep);
+  amx_sums_rows<N>(rows, kp, ap, bp, acc);
+  finish_tile<N>(acc, c, ldc, ep, rows <= 16 ? 16 : MR);
 }
 #else
 template <int N>
 void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
-             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep) {
+             float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep, int = MR) {
   for (int i = 0; i < MR; ++i) MLPFAST_PREFETCH_W(c + i * ldc);  // C is read after the loop
   vf acc[MR][N] = {};
   for (index_t q = 0; q < kp; ++q, ap += MR, bp += NR) {
@@ -385,16 +494,42 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
 // The kernel for n vectors (1..NV).
 template <int N = NV>
 void ukernel_n(int n, index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
-               const Epilogue& ep) {
-  if (n == N) return ukernel<N>(kp, ap, bp, c, ldc, ep);
-  if constexpr (N > 1) ukernel_n<N - 1>(n, kp, ap, bp, c, ldc, ep);
+               const Epilogue& ep, int rows = MR) {
+  if (n == N) return ukernel<N>(kp, ap, bp, c, ldc, ep, rows);
+  if constexpr (N > 1) ukernel_n<N - 1>(n, kp, ap, bp, c, ldc, ep, rows);
 }
 
 // One packed block of A (mc rows) times one packed panel of B (nc columns) into C. A tile that
 // is not MR full rows and a whole number of vectors goes through a buffer (same kernel, same
 // arithmetic per element).
+#if MLPFAST_BF16_AMX
+// AMX: the epilogue of each tile runs after the next tile's products are issued, so that its
+// loads of the stored sums do not wait for the tile stores (there is no forwarding from them)
+// and overlap the tile unit's work. Tiles of whole vectors only (the rest: macro_kernel's
+// buffered path); the same arithmetic per element.
+struct PendingTile {
+  float* acc = nullptr;  // null: none
+  float* c;
+  Epilogue ep;
+  int nv, rows;
+};
+void finish_pending(PendingTile& p, index_t ldc) {
+  if (!p.acc) return;
+  if (p.nv == 2)
+    finish_tile<2>(p.acc, p.c, ldc, p.ep, p.rows);
+  else
+    finish_tile<1>(p.acc, p.c, ldc, p.ep, p.rows);
+  p.acc = nullptr;
+}
+#endif
+
 void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word* bp, float* c,
                   index_t ldc, Epilogue ep) {
+#if MLPFAST_BF16_AMX
+  alignas(64) float acc[2][MR * NR];
+  PendingTile pending;
+  int parity = 0;
+#endif
   alignas(64) float tile[MR * NR];
   alignas(64) float tile_bias[NR];
   const float* bias0 = ep.bias;
@@ -411,6 +546,20 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
       const int mr = mc - i0 < MR ? int(mc - i0) : MR;
       float* cij = c + i0 * ldc + j0;
       const word* as = ap + i0 * kp;
+#if MLPFAST_BF16_AMX
+      if (nr == nv * L) {
+        float* sums = acc[parity];
+        if (nv == 2)
+          amx_sums_rows<2>(mr, kp, as, bp, sums);
+        else
+          amx_sums_rows<1>(mr, kp, as, bp, sums);
+        finish_pending(pending, ldc);
+        pending = {sums, cij, ep, nv, mr};
+        parity ^= 1;
+        continue;
+      }
+      finish_pending(pending, ldc);
+#endif
       if (mr == MR && nr == nv * L) {
         ukernel_n(nv, kp, as, bp, cij, ldc, ep);
         continue;
@@ -419,10 +568,13 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
       for (int i = 0; i < MR; ++i)
         for (int j = 0; j < nv * L; ++j)
           tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : 0.0f;
-      ukernel_n(nv, kp, as, bp, tile, NR, ept);
+      ukernel_n(nv, kp, as, bp, tile, NR, ept, mr);
       for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
     }
   }
+#if MLPFAST_BF16_AMX
+  finish_pending(pending, ldc);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,13 +613,13 @@ struct Job {
   word* ap;
   index_t rows, cols, tasks_m, tasks_n;
 
-  // A's packing unit u: K block u / row_blocks, MC rows u % row_blocks.
+  // A's packing unit u: K block u / row_blocks, kPackRows rows u % row_blocks.
   void pack_a_unit(index_t u) const {
-    const index_t row_blocks = blocks_of(m, MC), pc = u / row_blocks * kcb,
-                  ic = u % row_blocks * MC;
+    const index_t row_blocks = blocks_of(m, kPackRows), pc = u / row_blocks * kcb,
+                  ic = u % row_blocks * kPackRows;
     const index_t kc = least(k - pc, kcb);
     const float* src = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
-    pack_a(trans_a, least(m - ic, MC), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
+    pack_a(trans_a, least(m - ic, kPackRows), kc, src, lda, ap + mpad * pc / 2 + ic * pairs(kc));
   }
 
   // Task t: rows [i0, i0 + rows) x columns [j0, j0 + cols); false when out of memory.
@@ -514,7 +666,7 @@ struct Job {
 
   // Packs A (units shared out) and runs the tasks on `team` threads; false when out of memory.
   bool run(int team) {
-    const index_t units = blocks_of(k, kcb) * blocks_of(m, MC), tasks = tasks_m * tasks_n;
+    const index_t units = blocks_of(k, kcb) * blocks_of(m, kPackRows), tasks = tasks_m * tasks_n;
     bool ok = true;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(team) if (team > 1) reduction(&& : ok)

@@ -131,15 +131,17 @@ def test_gemm_bf16_within_bound_of_numpy(isa, kernel):
                 out = C0.copy()
                 gemm_bf16(A, B, trans_a=trans_a, trans_b=trans_b, alpha=0.25, beta=-2.0, out=out)
                 within_bound(out, opA, opB, k, 0.25, -2.0, C0)
-    # bias and a fused activation
-    A = rng.standard_normal((20, 70)).astype(np.float32)
-    B = rng.standard_normal((70, 19)).astype(np.float32)
-    bias = rng.standard_normal(19).astype(np.float32)
-    for act in ("relu", "tanh"):
-        got = gemm_bf16(A, B, bias=bias, activation=act)
-        plain = ref.round_bf16(A) @ ref.round_bf16(B) + bias
-        want = np.maximum(plain, 0) if act == "relu" else np.tanh(plain)
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    # bias and a fused activation: edge tiles (19 columns) and whole ones (AMX: 32 x 32 tiles,
+    # whose epilogue runs after the next tile's products, and a last sliver of 20 rows)
+    for m, n in ((20, 19), (52, 64)):
+        A = rng.standard_normal((m, 70)).astype(np.float32)
+        B = rng.standard_normal((70, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for act in ("relu", "tanh"):
+            got = gemm_bf16(A, B, bias=bias, activation=act)
+            plain = ref.round_bf16(A) @ ref.round_bf16(B) + bias
+            want = np.maximum(plain, 0) if act == "relu" else np.tanh(plain)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_emulated_and_avx512_bf16_kernels_agree_bitwise():
