@@ -150,7 +150,11 @@ void note_region(int threads, std::int64_t start_ns, std::int64_t arrival_ns, st
   }
   if (late > limit) {
     bump(g_stats.late);
-    std::int64_t pause = 2 * g_pause.load(std::memory_order_relaxed);
+    // x4, not x2: under a load that stays, each probe that finds a helper late costs up to a
+    // time slice of the other process (up to ~25 ms measured on 2 cores), so probes must thin
+    // out fast (10, 40, 160, 500 ms); bench_load's busy lecture epoch ran 1.52x its one-thread
+    // time with doubling (two late probes in its three timed epochs)
+    std::int64_t pause = 4 * g_pause.load(std::memory_order_relaxed);
     if (pause < kFirstPauseNs) pause = kFirstPauseNs;
     if (pause > kMaxPauseNs) pause = kMaxPauseNs;
     g_pause.store(pause, std::memory_order_relaxed);

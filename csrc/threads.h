@@ -30,7 +30,7 @@
 // time slice (milliseconds, against regions of 0.05 to 1 ms in an epoch). Each parallel region
 // therefore records when its helpers arrive (RegionTimer): the latest helper's first instruction
 // inside the region against the region's start. A helper that arrives more than 0.5 ms late
-// was not running; the next regions then run on one thread for a pause that doubles while the
+// was not running; the next regions then run on one thread for a pause that grows 4x while the
 // regions that probe after it keep finding a late helper (10 ms up to 0.5 s) and halves at each
 // one that does not (the team is back when it falls below 2.5 ms: three probes in a row on time
 // after a first pause). While a pause lasts the helpers are ended, not left spinning on a core
@@ -83,7 +83,7 @@ struct ThreadStats {
   std::int64_t team_regions;  // parallel regions of 2+ threads
   std::int64_t judged;        // ... but a thread's first one
   std::int64_t late;          // ... whose latest helper arrived late (0.5 ms, 2 ms when cold): each
-                              // starts (or doubles) a pause
+                              // starts (or lengthens) a pause
   std::int64_t solo;          // requests for a team answered 1 by a pause
   std::int64_t max_late_ns;   // the latest arrival seen in a judged region
 };

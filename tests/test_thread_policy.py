@@ -197,10 +197,10 @@ check("cold region", (stats()["judged"], stats()["late"], core._region_threads()
 region(5.0, 4.0)  # 4 ms late even so: a loaded machine
 check("cold and late", (stats()["late"], core._region_threads()), (1, 1))
 for _ in range(2):
-    region(0.05, 1.0)  # late twice more in a row: the pause doubles (10, 20, 40 ms)
+    region(0.05, 1.0)  # late twice more in a row: the pause grows 4x (10, 40, 160 ms)
 check("paused", (stats()["late"], core._region_threads()), (3, 1))
-for _ in range(4):
-    region(0.05, 0.01)  # on time: the pause halves each time, 40 -> 20 -> 10 -> 5 -> 2.5 ...
+for _ in range(6):
+    region(0.05, 0.01)  # on time: the pause halves each time, 160 -> 80 -> ... -> 2.5 ...
 check("still paused", core._region_threads(), 1)  # one probe on time is not a quiet machine
 region(0.05, 0.01)  # ... -> 0
 check("recovered", core._region_threads(), 2)
