@@ -66,10 +66,8 @@ void epoch_typed(const py::array& X, const py::object& indices_obj, const py::ob
       if (!std::is_same_v<T, double>) bad("x_float32", "is for a float64 X only");
       data.compact = checked<float>(x_float32, "x_float32", {n, d}, false);
     }
-  } else {
-    if (!x_float32.is_none())
-      bad("x_float32",
-          "is for a dense X only");  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
+  } else {  // CSR: indptr 0 .. nnz, non-decreasing; indices in [0, d)
+    if (!x_float32.is_none()) bad("x_float32", "is for a dense X only");
     const py::ssize_t nnz = X.ndim() == 1 ? X.shape(0) : -2;
     data.values = checked<T>(X, "X.data", {nnz}, false);
     data.indices = checked<std::int32_t>(indices_obj, "X.indices", {nnz}, false);
