@@ -129,9 +129,12 @@ constexpr index_t kMinFlopsPerThread = index_t(1) << 23;  // as gemm_kernels.cpp
 // round_bf16 reproduces (tests/test_bf16.py checks the kernels against each other and NumPy).
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
 constexpr bool kCvt = true;
-// 16 words: pair(r0[t], r1[t]) for t < 16 (r1 null: high halves zero).
-inline __m512i pairs_of_rows(const float* r0, const float* r1) {
-  const __m512 x0 = _mm512_loadu_ps(r0), x1 = r1 ? _mm512_loadu_ps(r1) : _mm512_setzero_ps();
+// 16 words: pair(r0[t], r1[t]) for t < cols, zero words for t >= cols (r1 null: high halves
+// zero). Masked loads: no element at or past cols is read.
+inline __m512i pairs_of_rows(const float* r0, const float* r1, int cols = 16) {
+  const __mmask16 keep = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
+  const __m512 x0 = _mm512_maskz_loadu_ps(keep, r0);
+  const __m512 x1 = r1 ? _mm512_maskz_loadu_ps(keep, r1) : _mm512_setzero_ps();
   const __m512i interleave =
       _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                        21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -148,6 +151,27 @@ inline __m512i mix(__m512i a, __m512i b, int i0, int i1, int i2, int i3, int i4,
   const __m512i idx = _mm512_set_epi32(i15, i14, i13, i12, i11, i10, i9, i8, i7, i6, i5, i4, i3, i2,
                                        i1, i0);  // index >= 16: b's word index - 16
   return _mm512_permutex2var_epi32(a, idx, b);
+}
+// r[u] holds words 0..15 of row u of an 8 x 16 matrix; afterwards r[h] holds its columns 2h
+// and 2h + 1 (eight words each, in row order): the 16 x 8 transpose, stored row after row.
+inline void transpose8x16(__m512i r[8]) {
+  __m512i s[8];
+  for (int u = 0; u < 8; u += 2) {  // rows u, u+1 word by word: columns 0-7, then 8-15
+    s[u] = mix(r[u], r[u + 1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    s[u + 1] = mix(r[u], r[u + 1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  }
+  __m512i t[8];  // rows 0-3 (t[0..3]) and 4-7 (t[4..7]), four columns each, word quads
+  for (int g = 0; g < 8; g += 4)
+    for (int h = 0; h < 2; ++h) {
+      const __m512i x = s[g + h], y = s[g + h + 2];
+      t[g + 2 * h] = mix(x, y, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+      t[g + 2 * h + 1] = mix(x, y, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    }
+  for (int c = 0; c < 4; ++c) {  // rows 0-3 then 4-7 of two columns
+    r[2 * c] = mix(t[c], t[4 + c], 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    r[2 * c + 1] =
+        mix(t[c], t[4 + c], 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  }
 }
 inline void transpose16(__m512i r[16]) {
   __m512i t[16];
@@ -195,9 +219,16 @@ void pack_pair_rows(const float* src, index_t lds, int w, index_t kc, word* dst)
     const float* r1 = p + 1 < kc ? r0 + lds : nullptr;
     int j = 0;
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
-    if (w == W && W % 16 == 0) {
-      for (int v = 0; v < W; v += 16)
-        _mm512_storeu_si512(dst + v, pairs_of_rows(r0 + v, r1 ? r1 + v : nullptr));
+    if constexpr (W % 16 == 0 || W == 8) {  // a partial sliver's columns past w are zero words
+      for (int v = 0; v < W; v += 16) {
+        const int cols = w - v < 16 ? w - v : 16;
+        const __m512i x =
+            cols > 0 ? pairs_of_rows(r0 + v, r1 ? r1 + v : nullptr, cols) : _mm512_setzero_si512();
+        if constexpr (W == 8)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_castsi512_si256(x));
+        else
+          _mm512_storeu_si512(dst + v, x);
+      }
       continue;
     }
 #endif
@@ -225,6 +256,27 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
     for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
   int j = 0;
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+  if constexpr (W == 8) {  // (A's slivers) 8 columns x 16 pairs at a time, transposed in registers
+    const index_t q16 = kc / 32 * 16;
+    for (index_t q = 0; q < q16; q += 16) {
+      __m512i r[8];
+      for (int u = 0; u < 8; ++u)
+        r[u] = u < w ? pairs_of_run(src + u * lds + 2 * q) : _mm512_setzero_si512();
+      transpose8x16(r);  // r[h]: pairs q + 2h and q + 2h + 1, 8 words each: 16 words in a row
+      for (int h = 0; h < 8; ++h) _mm512_storeu_si512(dst + (q + 2 * h) * W, r[h]);
+    }
+    for (; j < w; ++j) {  // the last pairs of each column
+      const float* s = src + j * lds;
+      for (index_t q = q16; 2 * q < kc; ++q) {
+        const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
+        const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
+        dst[q * W + j] = lo | hi;
+      }
+    }
+    for (; j < W; ++j)
+      for (index_t q = q16; q < kp; ++q) dst[q * W + j] = 0;
+    return;
+  }
   if constexpr (W % 16 == 0) {  // 16 columns x 16 pairs at a time, transposed in registers
     const index_t q16 = kc / 32 * 16;
     for (; j + 16 <= w; j += 16) {
@@ -381,18 +433,29 @@ struct Epilogue {
 // The epilogue of an MR x (N vectors) tile whose sums are in `sums` (row stride NR), shared by
 // the kernels: C = alpha * sums (+ beta * C on the first K block, + C on later ones), then on
 // the last K block + bias and the activation.
+// One vector of it (the same operations wherever the sums are: a buffer or registers).
+struct EpilogueVectors {
+  bool read_c;
+  vf alpha, beta;
+  explicit EpilogueVectors(const Epilogue& ep)
+      : read_c(!ep.first || ep.beta != 0.0f),
+        alpha(splat(ep.alpha)),
+        beta(splat(ep.first ? ep.beta : 1.0f)) {}
+};
+inline void finish_vector(vf sum, float* c, const float* bias, const Epilogue& ep,
+                          const EpilogueVectors& e) {
+  vf x = ep.alpha == 1.0f ? sum : e.alpha * sum;
+  if (e.read_c) x += e.beta * loadu(c);
+  if (ep.last && bias) x += loadu(bias);
+  storeu(c, ep.last ? act_vec<float>(ep.act, x) : x);
+}
 template <int N>
 void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep, int rows = MR) {
-  const bool read_c = !ep.first || ep.beta != 0.0f;
-  const vf alpha = splat(ep.alpha), beta = splat(ep.first ? ep.beta : 1.0f);
+  const EpilogueVectors e(ep);
   for (int i = 0; i < rows; ++i, sums += NR, c += ldc) {
     MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v) {
-      vf x = ep.alpha == 1.0f ? load(sums + v * L) : alpha * load(sums + v * L);
-      if (read_c) x += beta * loadu(c + v * L);
-      if (ep.last && ep.bias) x += loadu(ep.bias + v * L);
-      storeu(c + v * L, ep.last ? act_vec<float>(ep.act, x) : x);
-    }
+    for (int v = 0; v < N; ++v)
+      finish_vector(load(sums + v * L), c + v * L, ep.bias ? ep.bias + v * L : nullptr, ep, e);
     if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
       act_row(ep.act, c, N * L);
   }
@@ -481,13 +544,18 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
     }
 #endif
   }
-  alignas(64) float sums[MR * NR];
+  // the epilogue from the registers (finish_tile's operations): with a short K block (k = 10
+  // in the lecture's dA = dZ W^T) a round trip through a buffer cost as much as the products
+  const EpilogueVectors e(ep);
   MLPFAST_UNROLL
   for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
     MLPFAST_UNROLL
-    for (int v = 0; v < N; ++v) storeu(sums + i * NR + v * L, acc[i][v]);
+    for (int v = 0; v < N; ++v)
+      finish_vector(acc[i][v], ci + v * L, ep.bias ? ep.bias + v * L : nullptr, ep, e);
+    if (ep.last && ep.act != Activation::identity && !act_in_registers(ep.act))
+      act_row(ep.act, ci, N * L);
   }
-  finish_tile<N>(sums, c, ldc, ep);
 }
 #endif
 
@@ -564,10 +632,14 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
         ukernel_n(nv, kp, as, bp, cij, ldc, ep);
         continue;
       }
+      // (copies and zeros, not a loop of conditional loads: GCC made that one masked loads
+      // whose mask took a long chain to build, the hottest code of a k = 10 product on Zen 4)
       const bool read_c = !ep.first || ep.beta != 0.0f;
-      for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < nv * L; ++j)
-          tile[i * NR + j] = read_c && i < mr && j < nr ? cij[i * ldc + j] : 0.0f;
+      for (int i = 0; i < MR; ++i) {
+        const int copied = read_c && i < mr ? nr : 0;
+        if (copied) std::memcpy(tile + i * NR, cij + i * ldc, copied * sizeof(float));
+        std::memset(tile + i * NR + copied, 0, (nv * L - copied) * sizeof(float));
+      }
       ukernel_n(nv, kp, as, bp, tile, NR, ept, mr);
       for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
     }

@@ -151,13 +151,22 @@ def test_emulated_and_avx512_bf16_kernels_agree_bitwise():
     if (ISAS[-1], "avx512_bf16") not in KERNELS:
         pytest.skip("this CPU has no AVX512-BF16")
     rng = np.random.default_rng(2)
-    for m, k, n in SHAPES:
-        A = rng.standard_normal((m, k)).astype(np.float32)
-        B = rng.standard_normal((n, k)).astype(np.float32)
-        use(ISAS[-1], "avx512_bf16")
-        native = gemm_bf16(A, B, trans_b=True, alpha=0.5)
-        use(ISAS[-1], "emulated")
-        np.testing.assert_array_equal(gemm_bf16(A, B, trans_b=True, alpha=0.5), native)
+    # (100, 70, 500): the native packers' vector paths (8-row slivers of A, 16 x 16 and 8 x 16
+    # register transposes, a last B sliver of 20 columns and a last A sliver of 4 rows)
+    for m, k, n in SHAPES + [(100, 70, 500)]:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+                B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+                C0 = rng.standard_normal((m, n)).astype(np.float32)
+                got = {}
+                for kernel in ("avx512_bf16", "emulated"):
+                    use(ISAS[-1], kernel)
+                    out = C0.copy()  # beta: C read through the edge tiles' buffer too
+                    kw = dict(trans_a=trans_a, trans_b=trans_b, alpha=0.5)
+                    got[kernel] = (gemm_bf16(A, B, **kw), gemm_bf16(A, B, beta=-1.0, out=out, **kw))
+                for native, emulated in zip(got["avx512_bf16"], got["emulated"]):
+                    np.testing.assert_array_equal(emulated, native)
 
 
 @pytest.mark.parametrize("kernel", core.bf16_kernels())
