@@ -360,10 +360,14 @@ void macro_kernel(index_t mc, index_t nc, index_t kc, const T* ap, const Panel<T
       } else if (nr == nv * L) {
         ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, cij, ldc, ep);
       } else {
+        // (copies and zeros: a loop of conditional loads became masked loads behind a long
+        // mask computation, see gemm_bf16.cpp)
         const bool read_c = !ep.first || ep.beta != T(0);
-        for (int i = 0; i < mr; ++i)
-          for (int j = 0; j < nv * L; ++j)
-            tile[i * NR + j] = read_c && j < nr ? cij[i * ldc + j] : T(0);
+        const int copied = read_c ? nr : 0;
+        for (int i = 0; i < mr; ++i) {
+          if (copied) std::memcpy(tile + i * NR, cij + i * ldc, copied * sizeof(T));
+          std::memset(tile + i * NR + copied, 0, (nv * L - copied) * sizeof(T));
+        }
         ukernel_edge<T, MR, NV>(mr, nv, kc, as, bs, ldb_p, tile, NR, ept);
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) cij[i * ldc + j] = tile[i * NR + j];
