@@ -154,7 +154,8 @@ inline __m512i mix(__m512i a, __m512i b, int i0, int i1, int i2, int i3, int i4,
 }
 // r[u] holds words 0..15 of row u of an 8 x 16 matrix; afterwards r[h] holds its columns 2h
 // and 2h + 1 (eight words each, in row order): the 16 x 8 transpose, stored row after row.
-inline void transpose8x16(__m512i r[8]) {
+// (Unused in the AMX object, whose A slivers are 32 rows: Clang would warn.)
+[[maybe_unused]] inline void transpose8x16(__m512i r[8]) {
   __m512i s[8];
   for (int u = 0; u < 8; u += 2) {  // rows u, u+1 word by word: columns 0-7, then 8-15
     s[u] = mix(r[u], r[u + 1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -430,10 +431,9 @@ struct Epilogue {
   Activation act;
 };
 
-// The epilogue of an MR x (N vectors) tile whose sums are in `sums` (row stride NR), shared by
-// the kernels: C = alpha * sums (+ beta * C on the first K block, + C on later ones), then on
-// the last K block + bias and the activation.
-// One vector of it (the same operations wherever the sums are: a buffer or registers).
+// The epilogue, one vector of C: C = alpha * sums (+ beta * C on the first K block, + C on later
+// ones), then on the last K block + bias and the activation; the same operations wherever the
+// sums are (registers: the dot kernels; a buffer: AMX).
 struct EpilogueVectors {
   bool read_c;
   vf alpha, beta;
@@ -449,6 +449,7 @@ inline void finish_vector(vf sum, float* c, const float* bias, const Epilogue& e
   if (ep.last && bias) x += loadu(bias);
   storeu(c, ep.last ? act_vec<float>(ep.act, x) : x);
 }
+// The epilogue of an MR x (N vectors) tile whose sums are in `sums` (row stride NR).
 template <int N>
 void finish_tile(const float* sums, float* c, index_t ldc, const Epilogue& ep, int rows = MR) {
   const EpilogueVectors e(ep);
