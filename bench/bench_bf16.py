@@ -10,7 +10,8 @@
 
 Rounds are interleaved (each round times every contender once) and medians reported, so that
 load on the shared machine hits all of them alike; only the ratios within one run mean
-anything. Run:  python bench/bench_bf16.py [--rounds 5] [--quick]
+anything, and each ratio is the median of the rounds' own ratios (the ratio of the medians in
+parentheses), which a slow spell covering some rounds of one contender moves less. Run:  python bench/bench_bf16.py [--rounds 5] [--quick]
 (also collected by ``pytest bench``: test_bf16_suite runs the quick variant once.)
 """
 
@@ -47,8 +48,9 @@ def median_time(fn, rounds):
     return float(np.median(times))
 
 
-def interleaved(contenders, rounds):
-    """{name: median seconds}, each round timing every contender once (after one warm-up)."""
+def interleaved_rounds(contenders, rounds):
+    """{name: [seconds of each round]}, each round timing every contender once (after one
+    warm-up)."""
     for fn in contenders.values():
         fn()
     times = {name: [] for name in contenders}
@@ -58,7 +60,15 @@ def interleaved(contenders, rounds):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
+
+
+def round_ratios(times, name, reference):
+    """Median over the rounds of times[name] / times[reference] within each round. This
+    machine's speed moves by up to 2x between minutes (a slow spell can cover whole rounds of
+    one contender and not of another); a ratio taken within one round, seconds apart, is
+    steadier than the ratio of two medians."""
+    return float(np.median(np.asarray(times[name]) / np.asarray(times[reference])))
 
 
 def gemm_contenders(m, k, n, case):
@@ -98,18 +108,19 @@ def gemm_contenders(m, k, n, case):
 
 
 def bench_gemm(rounds):
-    print("\nGEMM, GFLOP/s (median of interleaved rounds)")
+    print("\nGEMM, GFLOP/s (median of interleaved rounds; the ratio: median of the rounds' ratios)")
     header = None
     for m, k, n in SHAPES:
         for case in ("NN", "TN", "NT"):
             contenders, flops = gemm_contenders(m, k, n, case)
-            t = interleaved(contenders, rounds)
+            times = interleaved_rounds(contenders, rounds)
+            t = {name: float(np.median(x)) for name, x in times.items()}
             if header is None:
                 header = list(t)
                 print(f"  {'shape':<22}" + "".join(f"{h:>22}" for h in header))
             row = "".join(f"{flops / t[h] / 1e9:>22.0f}" for h in header)
             best = f"mlpfast bf16 {_core.bf16_kernel()}"
-            ratio = t["torch bf16"] / t[best] if "torch bf16" in t else float("nan")
+            ratio = round_ratios(times, "torch bf16", best) if "torch bf16" in t else float("nan")
             print(f"  {f'{case} {m}x{k}x{n}':<22}{row}   bf16 vs torch bf16: {ratio:.2f}x")
 
 
@@ -158,11 +169,15 @@ def bench_epoch(rounds, n_samples):
 
             contenders[name] = epoch
     contenders["scikit-learn"] = sklearn_epoch(X, y)
-    t = interleaved(contenders, rounds)
+    times = interleaved_rounds(contenders, rounds)
     print(f"\nEpoch of 784-500-500-10 relu adam batch 100, {n_samples} samples (bf16 kernel: "
-          f"{_core.bf16_kernel()}); median seconds and the bf16 epoch's speed-up")  # fmt: skip
-    for name, seconds in t.items():
-        print(f"  {name:<22} {seconds:8.3f} s   bf16 is {seconds / t['mlpfast bf16']:5.2f}x faster")
+          f"{_core.bf16_kernel()}); median seconds, and the bf16 epoch's speed-up: the median of "
+          f"the rounds' ratios (the ratio of the medians)")  # fmt: skip
+    bf16 = float(np.median(times["mlpfast bf16"]))
+    for name, t in times.items():
+        seconds = float(np.median(t))
+        ratio, of_medians = round_ratios(times, name, "mlpfast bf16"), seconds / bf16
+        print(f"  {name:<22} {seconds:8.3f} s   bf16 is {ratio:5.2f}x ({of_medians:.2f}x) faster")
 
 
 def bench_accuracy(n_train=20_000, n_test=5_000, epochs=3):
