@@ -11,7 +11,8 @@
 Rounds are interleaved (each round times every contender once) and medians reported, so that
 load on the shared machine hits all of them alike; only the ratios within one run mean
 anything, and each ratio is the median of the rounds' own ratios (the ratio of the medians in
-parentheses), which a slow spell covering some rounds of one contender moves less. Run:  python bench/bench_bf16.py [--rounds 5] [--quick]
+parentheses), which a slow spell covering some rounds of one contender moves less.
+Run:  python bench/bench_bf16.py [--rounds 5] [--quick]
 (also collected by ``pytest bench``: test_bf16_suite runs the quick variant once.)
 """
 
