@@ -518,8 +518,9 @@ void run_task(const Job<T>& job, index_t t) {
 // place: rows are split first (MR multiples), and a task reads its rows of the packed A and all
 // of B, as in Goto's order; then columns, in whole NR-column slivers (tasks of 64 columns ran a
 // 48-column sliver and a one-vector one, whose kernel waits on its loads: the batch-100 forward
-// products were 6% slower on 2 threads on Zen 4). B packed: columns are split first (vector multiples, NC at most),
-// so no two tasks pack the same B columns unless there are too few of them.
+// products were 6% slower on 2 threads on Zen 4). B packed: columns are split first (vector
+// multiples, NC at most), so no two tasks pack the same B columns unless there are too few of
+// them.
 inline void split_tasks(index_t extent, index_t parts, index_t unit, index_t min_size,
                         index_t max_size, index_t& size, index_t& count) {
   size = ((extent + parts - 1) / parts + unit - 1) / unit * unit;
