@@ -142,9 +142,14 @@ inline __m512i pairs_of_rows(const float* r0, const float* r1, int cols = 16) {
                        21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
 }
-// 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values).
-inline __m512i pairs_of_run(const float* s) {
-  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
+// 16 words: pair(s[2t], s[2t + 1]) for t < 16 (32 consecutive values); with n < 32 values only
+// s[0..n) are read and the rest are zeros (the last pairs of a K block).
+inline __m512i pairs_of_run(const float* s, index_t n = 32) {
+  if (n >= 32) return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s));
+  const __mmask16 lo = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+  const __mmask16 hi = n > 16 ? __mmask16((1u << (n - 16)) - 1u) : __mmask16(0);
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16),
+                                      _mm512_maskz_loadu_ps(lo, s));
 }
 // r[i][j] -> r[j][i] for a 16 x 16 matrix of words: three rounds of two-source permutes
 // (interleave words, then word pairs, then 128-bit lanes twice).
@@ -259,43 +264,33 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
     for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
   int j = 0;
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
+  // (the last pairs of a K block by masked loads: as scalar code they took 2/3 of the time of
+  // packing W^T for a K block of 500 values, whose last 10 pairs are not a whole 16)
+  const index_t half = (kc + 1) / 2;
   if constexpr (W == 8) {  // (A's slivers) 8 columns x 16 pairs at a time, transposed in registers
-    const index_t q16 = kc / 32 * 16;
-    for (index_t q = 0; q < q16; q += 16) {
+    for (index_t q = 0; q < half; q += 16) {
       __m512i r[8];
       for (int u = 0; u < 8; ++u)
-        r[u] = u < w ? pairs_of_run(src + u * lds + 2 * q) : _mm512_setzero_si512();
+        r[u] = u < w ? pairs_of_run(src + u * lds + 2 * q, kc - 2 * q) : _mm512_setzero_si512();
       transpose8x16(r);  // r[h]: pairs q + 2h and q + 2h + 1, 8 words each: 16 words in a row
-      for (int h = 0; h < 8; ++h) _mm512_storeu_si512(dst + (q + 2 * h) * W, r[h]);
-    }
-    for (; j < w; ++j) {  // the last pairs of each column
-      const float* s = src + j * lds;
-      for (index_t q = q16; 2 * q < kc; ++q) {
-        const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
-        const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
-        dst[q * W + j] = lo | hi;
+      for (int h = 0; h < 8 && q + 2 * h < half; ++h) {
+        if (q + 2 * h + 1 < half)
+          _mm512_storeu_si512(dst + (q + 2 * h) * W, r[h]);
+        else
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (q + 2 * h) * W),
+                              _mm512_castsi512_si256(r[h]));
       }
     }
-    for (; j < W; ++j)
-      for (index_t q = q16; q < kp; ++q) dst[q * W + j] = 0;
     return;
   }
   if constexpr (W % 16 == 0) {  // 16 columns x 16 pairs at a time, transposed in registers
-    const index_t q16 = kc / 32 * 16;
     for (; j + 16 <= w; j += 16) {
-      for (index_t q = 0; q < q16; q += 16) {
+      for (index_t q = 0; q < half; q += 16) {
         __m512i r[16];
-        for (int u = 0; u < 16; ++u) r[u] = pairs_of_run(src + (j + u) * lds + 2 * q);
+        for (int u = 0; u < 16; ++u) r[u] = pairs_of_run(src + (j + u) * lds + 2 * q, kc - 2 * q);
         transpose16(r);
-        for (int u = 0; u < 16; ++u) _mm512_storeu_si512(dst + (q + u) * W + j, r[u]);
-      }
-      for (int u = 0; u < 16; ++u) {  // the last pairs of each column
-        const float* s = src + (j + u) * lds;
-        for (index_t q = q16; 2 * q < kc; ++q) {
-          const word lo = round_bf16(bits<word>(s[2 * q])) >> 16;
-          const word hi = 2 * q + 1 < kc ? round_bf16(bits<word>(s[2 * q + 1])) : 0;
-          dst[q * W + j + u] = lo | hi;
-        }
+        for (int u = 0; u < 16 && q + u < half; ++u)
+          _mm512_storeu_si512(dst + (q + u) * W + j, r[u]);
       }
     }
   }
@@ -399,10 +394,39 @@ void pack_a_rows(bool trans_a, index_t mc, index_t kc, const float* a, index_t l
   }
 }
 
+#if MLPFAST_BF16_NATIVE
+// TN's op(A) = a^T, up to four 8-row slivers (mr <= 32 rows of op(A), i.e. columns of a) in one
+// pass down a's rows: each pair of rows gives 32 words, eight to each sliver. (Sliver by sliver,
+// pack_pair_rows<8> read 32 bytes of each row per pass: four passes over the same lines.)
+void pack_a_trans4(const float* a, index_t lda, int mr, index_t kc, word* ap) {
+  const index_t kp = pairs(kc);
+  const int slivers = (mr + 7) / 8;
+  for (index_t p = 0; p < kc; p += 2, ap += 8) {
+    const float* r0 = a + p * lda;
+    const float* r1 = p + 1 < kc ? r0 + lda : nullptr;
+    for (int v = 0; v < slivers; v += 2) {  // 16 columns of a: slivers v, v + 1
+      const int cols = mr - 8 * v < 16 ? mr - 8 * v : 16;
+      const __m512i x = pairs_of_rows(r0 + 8 * v, r1 ? r1 + 8 * v : nullptr, cols);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ap + v * kp * 8), _mm512_castsi512_si256(x));
+      if (v + 1 < slivers)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ap + (v + 1) * kp * 8),
+                            _mm512_extracti64x4_epi64(x, 1));
+    }
+  }
+}
+#endif
+
 // op(A)[0:mc, 0:kc] (at a) -> ceil(mc / MR) slivers of pairs(kc) x MR words.
 void pack_a(bool trans_a, index_t mc, index_t kc, const float* a, index_t lda, word* ap) {
   if (kAmx) return pack_a_rows(trans_a, mc, kc, a, lda, ap);
   const index_t kp = pairs(kc);
+#if MLPFAST_BF16_NATIVE
+  if (trans_a && MR == 8) {
+    for (index_t i0 = 0; i0 < mc; i0 += 32, ap += 4 * kp * MR)
+      pack_a_trans4(a + i0, lda, mc - i0 < 32 ? int(mc - i0) : 32, kc, ap);
+    return;
+  }
+#endif
   for (index_t i0 = 0; i0 < mc; i0 += MR, ap += kp * MR) {
     const int mr = mc - i0 < MR ? int(mc - i0) : MR;
     if (trans_a)
@@ -503,7 +527,7 @@ void amx_sums_rows(int rows, index_t kp, const word* ap, const word* bp, float* 
   if (rows <= 16) return amx_sums<N, 1>(kp, ap, bp, acc);
   amx_sums<N, 2>(kp, ap, bp, acc);
 }
-template <int N>
+template <int N, int R = MR>
 void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc, const Epilogue& ep,
              int rows = MR) {
   alignas(64) float acc[MR * NR];
@@ -511,18 +535,20 @@ void ukernel(index_t kp, const word* ap, const word* bp, float* c, index_t ldc, 
   finish_tile<N>(acc, c, ldc, ep, rows <= 16 ? 16 : MR);
 }
 #else
-template <int N>
+// R <= MR rows: the first R rows of each packed pair of MR words (R = MR / 2: a sliver's last
+// rows when they are that few, e.g. rows 96-99 of a batch of 100, instead of 8 with 4 of zeros).
+template <int N, int R = MR>
 void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RESTRICT bp,
              float* MLPFAST_RESTRICT c, index_t ldc, const Epilogue& ep, int = MR) {
-  for (int i = 0; i < MR; ++i) MLPFAST_PREFETCH_W(c + i * ldc);  // C is read after the loop
-  vf acc[MR][N] = {};
+  for (int i = 0; i < R; ++i) MLPFAST_PREFETCH_W(c + i * ldc);  // C is read after the loop
+  vf acc[R][N] = {};
   for (index_t q = 0; q < kp; ++q, ap += MR, bp += NR) {
 #if MLPFAST_BF16_NATIVE
     __m512bh bv[N];
     MLPFAST_UNROLL
     for (int v = 0; v < N; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(bp + v * L);
     MLPFAST_UNROLL
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(ap[i]));
       MLPFAST_UNROLL
       for (int v = 0; v < N; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
@@ -536,7 +562,7 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
       b_odd[v] = bits<vf>(vw(x & word(0xFFFF0000)));
     }
     MLPFAST_UNROLL
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const vf a_even = splat(bits<float>(word(ap[i] << 16)));
       const vf a_odd = splat(bits<float>(word(ap[i] & word(0xFFFF0000))));
       MLPFAST_UNROLL
@@ -551,7 +577,7 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
   // in the lecture's dA = dZ W^T) a round trip through a buffer cost as much as the products
   const EpilogueVectors e(ep);
   MLPFAST_UNROLL
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
     MLPFAST_UNROLL
     for (int v = 0; v < N; ++v)
@@ -563,11 +589,11 @@ void ukernel(index_t kp, const word* MLPFAST_RESTRICT ap, const word* MLPFAST_RE
 #endif
 
 // The kernel for n vectors (1..NV).
-template <int N = NV>
+template <int R = MR, int N = NV>
 void ukernel_n(int n, index_t kp, const word* ap, const word* bp, float* c, index_t ldc,
                const Epilogue& ep, int rows = MR) {
-  if (n == N) return ukernel<N>(kp, ap, bp, c, ldc, ep, rows);
-  if constexpr (N > 1) ukernel_n<N - 1>(n, kp, ap, bp, c, ldc, ep, rows);
+  if (n == N) return ukernel<N, R>(kp, ap, bp, c, ldc, ep, rows);
+  if constexpr (N > 1) ukernel_n<R, N - 1>(n, kp, ap, bp, c, ldc, ep, rows);
 }
 
 // One packed block of A (mc rows) times one packed panel of B (nc columns) into C. A tile that
@@ -635,6 +661,11 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
         ukernel_n(nv, kp, as, bp, cij, ldc, ep);
         continue;
       }
+      constexpr bool kHalf = !kAmx && MR % 2 == 0;  // the R = MR / 2 kernel for the last rows
+      if (kHalf && mr == MR / 2 && nr == nv * L) {
+        ukernel_n<MR / 2>(nv, kp, as, bp, cij, ldc, ep);
+        continue;
+      }
       // (copies and zeros, not a loop of conditional loads: GCC made that one masked loads
       // whose mask took a long chain to build, the hottest code of a k = 10 product on Zen 4)
       const bool read_c = !ep.first || ep.beta != 0.0f;
@@ -643,7 +674,10 @@ void macro_kernel(index_t mc, index_t nc, index_t kp, const word* ap, const word
         if (copied) std::memcpy(tile + i * NR, cij + i * ldc, copied * sizeof(float));
         std::memset(tile + i * NR + copied, 0, (nv * L - copied) * sizeof(float));
       }
-      ukernel_n(nv, kp, as, bp, tile, NR, ept, mr);
+      if (kHalf && mr <= MR / 2)
+        ukernel_n<MR / 2>(nv, kp, as, bp, tile, NR, ept, mr);
+      else
+        ukernel_n(nv, kp, as, bp, tile, NR, ept, mr);
       for (int i = 0; i < mr; ++i) std::memcpy(cij + i * ldc, tile + i * NR, nr * sizeof(float));
     }
   }

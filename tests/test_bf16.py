@@ -152,8 +152,10 @@ def test_emulated_and_avx512_bf16_kernels_agree_bitwise():
         pytest.skip("this CPU has no AVX512-BF16")
     rng = np.random.default_rng(2)
     # (100, 70, 500): the native packers' vector paths (8-row slivers of A, 16 x 16 and 8 x 16
-    # register transposes, a last B sliver of 20 columns and a last A sliver of 4 rows)
-    for m, k, n in SHAPES + [(100, 70, 500)]:
+    # register transposes, a last B sliver of 20 columns and a last A sliver of 4 rows: the
+    # 4-row kernel); (57, 130, 97): A^T packed 32 rows at a time with 25 left over, 65 pairs
+    # (the last one not in a whole 16, packed by masked loads)
+    for m, k, n in SHAPES + [(100, 70, 500), (57, 130, 97)]:
         for trans_a in (False, True):
             for trans_b in (False, True):
                 A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
