@@ -49,18 +49,26 @@ def median_time(fn, rounds):
     return float(np.median(times))
 
 
-def interleaved_rounds(contenders, rounds):
-    """{name: [seconds of each round]}, each round timing every contender once (after one
-    warm-up)."""
-    for fn in contenders.values():
+def interleaved_rounds(contenders, rounds, burst=0.0):
+    """{name: [seconds per call in each round]}, each round timing every contender once (after
+    one warm-up). With burst > 0 a round times as many calls in a row as the warm-up says fill
+    about `burst` seconds (at least one): a single product of 0.2-2 ms right after the pause
+    measures the thread pool waking up (a 100-row product on 2 threads took 10 ms that way,
+    8 GFLOP/s), not the product a training loop calls back to back."""
+    calls = {}
+    for name, fn in contenders.items():
+        start = time.perf_counter()
         fn()
+        once = time.perf_counter() - start
+        calls[name] = max(1, min(100, int(burst / once))) if burst > 0 else 1
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
             time.sleep(0.05)  # let other libraries' spinning threads settle
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(calls[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls[name])
     return times
 
 
@@ -109,12 +117,15 @@ def gemm_contenders(m, k, n, case):
 
 
 def bench_gemm(rounds):
-    print("\nGEMM, GFLOP/s (median of interleaved rounds; the ratio: median of the rounds' ratios)")
+    print(
+        "\nGEMM, GFLOP/s (median of interleaved rounds, each about 20 ms of calls in a row; the"
+        " ratio: median of the rounds' ratios)"
+    )
     header = None
     for m, k, n in SHAPES:
         for case in ("NN", "TN", "NT"):
             contenders, flops = gemm_contenders(m, k, n, case)
-            times = interleaved_rounds(contenders, rounds)
+            times = interleaved_rounds(contenders, rounds, burst=0.02)
             t = {name: float(np.median(x)) for name, x in times.items()}
             if header is None:
                 header = list(t)
