@@ -147,7 +147,9 @@ def sklearn_epoch(X, y):
     return lambda: model.partial_fit(X, y, classes=classes)
 
 
-def bench_epoch(rounds, n_samples):
+def epoch_contenders(n_samples):
+    """{name: one epoch of the lecture's network}: mlpfast highest and bf16, PyTorch's float32
+    and autocast-bf16 loops (when installed), scikit-learn (bench_core.py's bf16 group too)."""
     X, y = synthetic_classification(n_samples, dtype=np.float32)
     Y = one_hot(y)
     order = np.random.default_rng(1).permutation(len(X))
@@ -181,6 +183,11 @@ def bench_epoch(rounds, n_samples):
 
             contenders[name] = epoch
     contenders["scikit-learn"] = sklearn_epoch(X, y)
+    return contenders
+
+
+def bench_epoch(rounds, n_samples):
+    contenders = epoch_contenders(n_samples)
     times = interleaved_rounds(contenders, rounds)
     print(f"\nEpoch of 784-500-500-10 relu adam batch 100, {n_samples} samples (bf16 kernel: "
           f"{_core.bf16_kernel()}); median seconds, and the bf16 epoch's speed-up: the median of "

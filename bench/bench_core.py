@@ -49,6 +49,35 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
 
 
+# matmul_precision="bfloat16": the bf16 epoch ("mlpfast") against issue 11's peers, each one
+# epoch per round (bench_bf16.py interleaves them; this group sits in the report)
+BF16_PEERS = {
+    "mlpfast": "mlpfast bf16",
+    "mlpfast float32": "mlpfast f32",
+    "torch": "torch f32",
+    "torch autocast bf16": "torch autocast bf16",
+    "sklearn": "scikit-learn",
+}
+
+
+@pytest.fixture(scope="module")
+def bf16_epochs():
+    from bench_bf16 import epoch_contenders
+
+    return epoch_contenders(20_000)
+
+
+@pytest.mark.parametrize("library", list(BF16_PEERS))
+def test_epoch_784_500_500_10_adam_batch100_bf16(benchmark, bf16_epochs, library):
+    if BF16_PEERS[library] not in bf16_epochs:
+        pytest.skip("PyTorch is not installed")
+    epoch = bf16_epochs[BF16_PEERS[library]]
+    epoch()  # warm-up (sklearn's first partial_fit sets up its model)
+    benchmark.group = "epoch 784-500-500-10 adam batch 100 matmul_precision=bfloat16"
+    benchmark.extra_info.update(library=library, samples=20_000)
+    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
+
+
 @pytest.mark.parametrize("library", list(LIBRARIES))
 def test_epoch_784_100_10_sgd_batch1(benchmark, library):
     dtype = np.float32

@@ -1,4 +1,5 @@
-"""GEMM speed: mlpfast._core.gemm vs numpy.matmul (OpenBLAS) side by side, default threads.
+"""GEMM speed: mlpfast._core.gemm vs numpy.matmul (OpenBLAS) side by side, default threads;
+and matmul_precision="bfloat16" vs PyTorch's bf16 matmul at the MLP's shapes.
 
     python -m pytest bench/bench_gemm.py --benchmark-columns=median,iqr,rounds
 
@@ -6,7 +7,9 @@ Each pytest-benchmark group is one (form, m x k x n, dtype) case with both libra
 the end bench/conftest.py prints GFLOP/s and the ratio mlpfast/numpy (> 1: mlpfast faster) per
 case. Forms: NN C = A B, TN C = A^T B (dW = A^T dZ), NT C = A B^T (dA = dZ W^T); a transposed
 operand is stored as the transpose, exactly as the training loop holds it. Both write into a
-preallocated `out`, so neither pays for an allocation.
+preallocated `out`, so neither pays for an allocation. The bf16 groups ("NN 100x784x500 bf16")
+put mlpfast's bf16 product (float32 operands, rounded while packing; float32 out) beside
+PyTorch's `torch.matmul` on operands already in bf16 (bf16 out), the best case for PyTorch.
 """
 
 import numpy as np
@@ -41,10 +44,37 @@ def _case(form, shape, dtype):
     return calls, 2.0 * m * n * k
 
 
-def _run(benchmark, form, shape, dtype, library):
-    calls, flops = _case(form, shape, dtype)
+def _case_bf16(form, shape):
     m, k, n = shape
-    benchmark.group = f"{form} {m}x{k}x{n} {np.dtype(dtype).name}"
+    flops = 2.0 * m * n * k
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((k, m) if form == "TN" else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if form == "NT" else (k, n)).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    ta, tb = form == "TN", form == "NT"
+    calls = {
+        "mlpfast": lambda: core.gemm(
+            a, b, trans_a=ta, trans_b=tb, out=out, matmul_precision="bfloat16"
+        )
+    }
+    try:
+        import torch
+    except ImportError:
+        return calls, flops
+    a16, b16 = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+    opa, opb = (a16.T if ta else a16), (b16.T if tb else b16)
+    out16 = torch.empty((m, n), dtype=torch.bfloat16)
+    calls["torch"] = lambda: torch.matmul(opa, opb, out=out16)
+    return calls, flops
+
+
+def _run(benchmark, form, shape, dtype, library):
+    calls, flops = _case_bf16(form, shape) if dtype == "bf16" else _case(form, shape, dtype)
+    if library not in calls:
+        pytest.skip(f"{library} is not installed")
+    m, k, n = shape
+    name = dtype if dtype == "bf16" else np.dtype(dtype).name
+    benchmark.group = f"{form} {m}x{k}x{n} {name}"
     benchmark.extra_info.update(library=library, flops=flops)
     calls[library]()  # warm: threads started, pages touched
     benchmark(calls[library])
@@ -67,3 +97,11 @@ def test_gemm(benchmark, shape, form, dtype, library):
 )
 def test_gemm_batch1(benchmark, form, shape, dtype, library):
     _run(benchmark, form, shape, dtype, library)
+
+
+@pytest.mark.benchmark(warmup=True, min_rounds=10)
+@pytest.mark.parametrize("library", ["torch", "mlpfast"])
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("shape", SHAPES[:1] + SHAPES[2:4], ids=lambda s: "x".join(map(str, s)))
+def test_gemm_bf16(benchmark, shape, form, library):
+    _run(benchmark, form, shape, "bf16", library)

@@ -4,7 +4,9 @@
     python bench/report.py        # writes bench/results/{report.md,chart.png,*.json}
 
 Options: --quick (fewer rounds, for a smoke run), --skip-run (rebuild the report from the
-JSON of an earlier run), -k EXPR (passed to pytest to select benchmarks).
+JSON of an earlier run), -k EXPR (passed to pytest to select benchmarks), --merge (with -k:
+the selected benchmarks replace their namesakes in the earlier run's JSON, the rest is kept:
+regenerates the part of the report a change affects).
 
 Every group of the suites holds mlpfast and its peers measured side by side in one run; the
 report quotes medians and the ratio of each peer's median to mlpfast's (> 1: mlpfast is faster).
@@ -42,7 +44,7 @@ ORDER = [
 ]  # every suite names its peers in extra_info
 
 
-def run_suites(quick, select):
+def run_suites(quick, select, json_path):
     RESULTS.mkdir(exist_ok=True)
     cmd = [
         sys.executable,
@@ -51,7 +53,7 @@ def run_suites(quick, select):
         "-q",
         "-p",
         "no:cacheprovider",
-        f"--benchmark-json={RESULTS / 'benchmarks.json'}",
+        f"--benchmark-json={json_path}",
         "--benchmark-sort=name",
         "--benchmark-columns=median,iqr,rounds",
     ]
@@ -62,6 +64,8 @@ def run_suites(quick, select):
         cmd += ["-k", select]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=HERE.parent)
+    if select:  # memory.py measures the whole fit: not part of a selection
+        return
     mem_cmd = [sys.executable, str(HERE / "memory.py"), "--json", str(RESULTS / "memory.json")]
     if quick:
         mem_cmd += ["--samples", "2000"]
@@ -113,7 +117,8 @@ def rate(bench):
 
 def gemm_table(benchmarks):
     """One matrix for the GEMM suite: rows (m, k, n), columns form x dtype, cells
-    'mlpfast GFLOP/s (numpy time / mlpfast time)'."""
+    'mlpfast GFLOP/s (numpy time / mlpfast time)'; the bf16 columns (matmul_precision=
+    "bfloat16") against PyTorch's bf16 matmul instead."""
     cells = defaultdict(dict)  # (shape, form dtype) -> library -> median
     flops = {}
     for b in benchmarks:
@@ -127,10 +132,12 @@ def gemm_table(benchmarks):
     if not cells:
         return []
     shapes = sorted({k[0] for k in cells}, key=lambda s: [int(x) for x in s.split("x")])
-    cols = sorted({k[1] for k in cells})
+    cols = sorted({k[1] for k in cells}, key=lambda c: (c.endswith("bf16"), c))
     lines = [
         "**GEMM vs numpy.matmul** (OpenBLAS), default threads: mlpfast GFLOP/s "
-        "(numpy's time / mlpfast's: > 1 means mlpfast is faster)",
+        "(numpy's time / mlpfast's: > 1 means mlpfast is faster). The bf16 columns: "
+        '`matmul_precision="bfloat16"` (float32 operands rounded while packing) against '
+        "PyTorch's bf16 `torch.matmul` on operands already in bf16 (PyTorch's time / mlpfast's)",
         "",
         "| m x k x n | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",
@@ -139,9 +146,10 @@ def gemm_table(benchmarks):
         row = []
         for col in cols:
             t = cells.get((shape, col), {})
-            if "mlpfast" in t and "numpy" in t:
+            peer = "torch" if col.endswith("bf16") else "numpy"
+            if "mlpfast" in t and peer in t:
                 gf = flops[shape] / t["mlpfast"] / 1e9
-                row.append(f"{gf:.{0 if gf >= 10 else 1}f} ({t['numpy'] / t['mlpfast']:.2f})")
+                row.append(f"{gf:.{0 if gf >= 10 else 1}f} ({t[peer] / t['mlpfast']:.2f})")
             else:
                 row.append("")
         lines.append(f"| {shape} | " + " | ".join(row) + " |")
@@ -213,7 +221,9 @@ def gemm_speedup_chart(benchmarks, ax):
         if b["extra_info"].get("flops", 0) >= 1e7:
             form, shape, dtype = b["group"].split()
             medians[(dtype, form, shape)][library_of(b)] = b["stats"]["median"]
-    speedup = {k: v["numpy"] / v["mlpfast"] for k, v in medians.items() if len(v) == 2}
+    speedup = {  # (the bf16 groups' peer is PyTorch: the table has them)
+        k: v["numpy"] / v["mlpfast"] for k, v in medians.items() if "numpy" in v and "mlpfast" in v
+    }
     if not speedup:
         ax.set_axis_off()
         return
@@ -285,14 +295,28 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-run", action="store_true")
     parser.add_argument("-k", dest="select")
+    parser.add_argument("--merge", action="store_true")
     args = parser.parse_args(argv)
+    if args.merge and not args.select:
+        parser.error("--merge needs -k EXPR (the benchmarks to run again)")
     results = RESULTS / "benchmarks.json"
     if not args.skip_run:
-        run_suites(args.quick, args.select)
-        data = json.loads(results.read_text())
+        fresh = RESULTS / "benchmarks.new.json" if args.merge else results
+        run_suites(args.quick, args.select, fresh)
+        data = json.loads(fresh.read_text())
         data["report_machine"] = machine()  # kept with the results: --skip-run reports it
         for bench in data["benchmarks"]:  # every round's time (55 MB for the GEMM suite alone):
             bench["stats"].pop("data", None)  # the report reads the summary statistics only
+        if args.merge:
+            fresh.unlink()
+            old = json.loads(results.read_text())
+            names = {b["fullname"] for b in data["benchmarks"]}
+            kept = [b for b in old["benchmarks"] if b["fullname"] not in names]
+            old["benchmarks"] = kept + data["benchmarks"]
+            old.setdefault("merged", []).append(
+                {"datetime": data.get("datetime"), "select": args.select}
+            )
+            data = old
         results.write_text(json.dumps(data, indent=1))
     data = json.loads(results.read_text())
     mem_path = RESULTS / "memory.json"
@@ -301,7 +325,12 @@ def main(argv=None):
         "# mlpfast benchmark report",
         "",
         f"Machine: {data.get('report_machine') or machine()}. "
-        f"Measured {data.get('datetime', '')[:19]}.",
+        f"Measured {data.get('datetime', '')[:19]}"
+        + "".join(
+            f"; `-k {m['select']}` measured again {(m.get('datetime') or '')[:19]}"
+            for m in data.get("merged", [])
+        )
+        + ".",
         "",
         "Medians; each group measured side by side in one run. A ratio above 1 means "
         "mlpfast is faster.",
