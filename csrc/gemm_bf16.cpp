@@ -264,8 +264,8 @@ void pack_pair_cols(const float* src, index_t lds, int w, index_t kc, word* dst)
     for (int j = 0; j < w; ++j) dst[q * W + j] = 0;
   int j = 0;
 #if MLPFAST_BF16_NATIVE || MLPFAST_BF16_AMX
-  // (the last pairs of a K block by masked loads: as scalar code they took 2/3 of the time of
-  // packing W^T for a K block of 500 values, whose last 10 pairs are not a whole 16)
+  // (the last pairs of a K block by masked loads: as scalar code they took a sixth of the time
+  // of packing W^T for a K block of 500 values, whose last 10 pairs are not a whole 16)
   const index_t half = (kc + 1) / 2;
   if constexpr (W == 8) {  // (A's slivers) 8 columns x 16 pairs at a time, transposed in registers
     for (index_t q = 0; q < half; q += 16) {
