@@ -29,13 +29,17 @@ BATCH1 = [
 ]
 
 
-def _case(form, shape, dtype):
+def _operands(form, shape, dtype):
     m, k, n = shape
     rng = np.random.default_rng(0)
     a = rng.standard_normal((k, m) if form == "TN" else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if form == "NT" else (k, n)).astype(dtype)
-    out = np.empty((m, n), dtype)
-    ta, tb = form == "TN", form == "NT"
+    return a, b, form == "TN", form == "NT", np.empty((m, n), dtype)
+
+
+def _case(form, shape, dtype):
+    m, k, n = shape
+    a, b, ta, tb, out = _operands(form, shape, dtype)
     opa, opb = (a.T if ta else a), (b.T if tb else b)
     calls = {
         "numpy": lambda: np.matmul(opa, opb, out=out),
@@ -47,11 +51,7 @@ def _case(form, shape, dtype):
 def _case_bf16(form, shape):
     m, k, n = shape
     flops = 2.0 * m * n * k
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((k, m) if form == "TN" else (m, k)).astype(np.float32)
-    b = rng.standard_normal((n, k) if form == "NT" else (k, n)).astype(np.float32)
-    out = np.empty((m, n), np.float32)
-    ta, tb = form == "TN", form == "NT"
+    a, b, ta, tb, out = _operands(form, shape, np.float32)
     calls = {
         "mlpfast": lambda: core.gemm(
             a, b, trans_a=ta, trans_b=tb, out=out, matmul_precision="bfloat16"
