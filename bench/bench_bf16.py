@@ -39,16 +39,6 @@ from _peers import (  # noqa: E402
 SHAPES = [(100, 784, 500), (256, 784, 500), (1024, 784, 500)]
 
 
-def median_time(fn, rounds):
-    fn()  # warm-up
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def interleaved_rounds(contenders, rounds, burst=0.0):
     """{name: [seconds per call in each round]}, each round timing every contender once (after
     one warm-up), in an order rotated from round to round. With burst > 0 a round times as
