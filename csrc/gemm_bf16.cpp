@@ -125,7 +125,6 @@ constexpr index_t pairs(index_t kc) {
 // four (with MC rows, K = 500 products at batch 100 were one unit: measured 3% slower on 2
 // threads over the epoch's products on Zen 4).
 constexpr index_t kPackRows = kAmx ? MR : 4 * MR;
-constexpr index_t kMinFlopsPerThread = index_t(1) << 23;  // as gemm_kernels.cpp
 
 // With AVX512-BF16 (the native objects) the packing converts with VCVTNE2PS2BF16, whose rounding
 // round_bf16 reproduces (tests/test_bf16.py checks the kernels against each other and NumPy).

@@ -78,10 +78,7 @@ struct Blocks {
 // Path thresholds depend on the shape only; the thread count never changes the arithmetic.
 constexpr index_t kSmallM = 4;  // m <= 4 (batch size 1..4): unpacked row kernel
 constexpr index_t kSmallK = 4;  // k <= 4 (outer products, dW at batch 1): same
-// ~80 us of work per thread: below, a fork/join costs more than the thread saves (2^21, ~20 us,
-// left 784-100-10 at batch 32 slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products
-// on one thread, and every product of the lecture's 784-500-500-10 at batch 100 on two).
-constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
+// (the threads a product pays for: kMinFlopsPerThread, kernels.h)
 
 // Everything a micro-kernel needs besides its operands.
 template <typename T>

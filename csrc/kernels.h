@@ -114,6 +114,13 @@ struct KernelSet {
                       index_t lddz, T* g) = nullptr;
 };
 
+// The least work a parallel GEMM gives a thread (gemm_kernels.cpp, gemm_bf16.cpp), ~80 us: below
+// it a fork/join costs more than the thread saves (2^21, ~20 us, left 784-100-10 at batch 32
+// slower on 2 threads than on 1; 2^23 keeps its 5-MFLOP products on one thread, and every
+// product of the lecture's 784-500-500-10 at batch 100 on two). A product of fewer than twice
+// this many flops runs on one thread whatever the team.
+constexpr index_t kMinFlopsPerThread = index_t(1) << 23;
+
 // Batches of at most this many rows update the weights through the *_outer steps (measured on
 // 784-100-10 and 784-500-500-10: faster than GEMM + flat step at batch size 1, even at 2,
 // slower from 4 on, where the GEMM's blocking pays).

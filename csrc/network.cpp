@@ -20,6 +20,8 @@
 //
 // Memory: one workspace per call, carved into aligned blocks before the first batch; nothing is
 // allocated per batch. forward() works in chunks of rows so its workspace stays bounded.
+// Overlap: in train_epoch a helper thread gathers the next batch's X rows while the calling
+// thread runs the output layer's (one-thread) products and the loss (train_epoch_with).
 //
 // Each call fetches the kernel set once (kernels<T>()) and passes it down, so that set_isa() in
 // another thread cannot mix two levels within one call. forward() and loss_grad() poll the
@@ -34,10 +36,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace mlpfast {
 namespace {
@@ -140,6 +148,40 @@ class Poll {
   std::chrono::steady_clock::time_point next_{};
 };
 
+// main() on the calling thread while side() runs on a helper, when the thread policy gives a
+// team (threads.h; threads past the second only wait at the region's end); else side(), then
+// main(). Every parallel region inside either runs on its thread alone (threads.h: inside
+// someone else's region), so main() should hold products that run on one thread anyway. An
+// exception from either is rethrown once both have ended (main()'s first).
+template <typename Main, typename Side>
+void side_by_side(const Main& main, const Side& side) {
+#ifdef _OPENMP
+  const int team = region_threads();
+  if (team > 1) {
+    std::exception_ptr error[2];
+    RegionTimer timer(team);  // when the helpers arrive (threads.h: the load adaptation)
+#pragma omp parallel num_threads(team)
+    {
+      timer.arrive();
+      const int t = omp_get_thread_num();
+      try {
+        if (t == 0)
+          main();
+        else if (t == 1)
+          side();
+      } catch (...) {
+        error[t] = std::current_exception();
+      }
+    }
+    for (const std::exception_ptr& e : error)
+      if (e) std::rethrow_exception(e);
+    return;
+  }
+#endif
+  side();
+  main();
+}
+
 // k.gemm in pieces of C's rows, polling between them, when `poll` is given and the product is
 // long: each piece is about kPieceFlops (at least kPieceRows rows) and starts at a multiple of
 // kPieceRows. K is never split. Bitwise the same as one call: the GEMM's arithmetic per element
@@ -232,14 +274,15 @@ struct Input {
 // Z_l = A_(l-1) W_l + b_l and A_l = g(Z_l) for every layer; the output layer's Z goes to z_out
 // (leading dimension ldo) without its activation (the loss or output_forward applies it).
 // k: the call's kernel set; poll: null, or the call's interrupt poll.
+// Layers [from, to) only (to < 0: to the last), e.g. all but the output layer and then that one.
 template <typename T>
 void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
                    const T* params, index_t m, const Input<T>& x, const BatchBuffers<T>& buf,
-                   T* z_out, index_t ldo) {
+                   T* z_out, index_t ldo, int from = 0, int to = -1) {
   const int L = net.n_layers;
-  const T* in = x.x;
-  index_t ld_in = x.ldx;
-  for (int l = 0; l < L; ++l) {
+  const T* in = from == 0 ? x.x : buf.a[from - 1];
+  index_t ld_in = from == 0 ? x.ldx : net.units[from];
+  for (int l = from; l < (to < 0 ? L : to); ++l) {
     const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
     const T* W = params + lay.w[l];
     const T* b = params + lay.b[l];
@@ -266,11 +309,34 @@ void forward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const 
   }
 }
 
+// The products of layer l's back-propagation, from dZ_l (dz): dW_l = A_(l-1)^T dZ_l / m_eff into
+// grad (not with update_weights), db_l, and dA_(l-1) = dZ_l W_l^T into da when l > 0.
+template <typename T>
+void backward_products(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
+                       const T* params, index_t m, const Input<T>& x, const BatchBuffers<T>& buf,
+                       T m_eff, T* grad, int l, const T* dz, T* da, bool form_dw) {
+  const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
+  const T* a_prev = l == 0 ? x.x : buf.a[l - 1];
+  const index_t ld_prev = l == 0 ? x.ldx : fan_in;
+  if (form_dw) {
+    if (l == 0 && x.csr)  // a sparse X: scattered per nonzero (sparse_kernels.cpp)
+      k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / m_eff, dz, fan_out, grad + lay.w[0]);
+    else  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
+      gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
+                     fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
+  }
+  k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
+  if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
+    gemm_pieces<T>(k, poll, false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l],
+                   fan_out, T(0), da, fan_in, nullptr, Activation::identity);
+}
+
 // From dZ_L in buf.d[0] (m x units[L]) down to the first layer: grad = [dW / m_eff (no L2
 // term), db, dslope]. buf.d[0] and buf.d[1] are overwritten. With an update_weights callable
 // (small batches) the weights' gradients are not formed at all: once dA_(l-1) has been taken
 // from the old W_l, update_weights(l, A_(l-1), its ld, dZ_l) steps W_l in place (A_0 is null
-// for a sparse X).
+// for a sparse X). top_done: the output layer's products are in grad and buf.d[1] already
+// (train_epoch_with ran them beside the next batch's gather).
 struct NoWeightUpdate {
   template <typename T>
   void operator()(int, const T*, index_t, const T*) const {}
@@ -279,27 +345,18 @@ struct NoWeightUpdate {
 template <typename T, typename UpdateWeights = NoWeightUpdate>
 void backward_batch(const KernelSet<T>& k, Poll* poll, const NetSpec& net, const Layout& lay,
                     const T* params, index_t m, const Input<T>& x, const BatchBuffers<T>& buf,
-                    T m_eff, T* grad, const UpdateWeights* update_weights = nullptr) {
+                    T m_eff, T* grad, const UpdateWeights* update_weights = nullptr,
+                    bool top_done = false) {
   const int L = net.n_layers;
   T* dz = buf.d[0];
   T* other = buf.d[1];
   for (int l = L - 1; l >= 0; --l) {
-    const index_t fan_in = net.units[l], fan_out = net.units[l + 1];
-    const T* a_prev = l == 0 ? x.x : buf.a[l - 1];
-    const index_t ld_prev = l == 0 ? x.ldx : fan_in;
-    // dW_l = A_(l-1)^T dZ_l / m_eff
-    if (!update_weights) {
-      if (l == 0 && x.csr)  // a sparse X: scattered per nonzero (sparse_kernels.cpp)
-        k.csr_gemm_tn(*x.csr, x.clear, fan_out, T(1) / m_eff, dz, fan_out, grad + lay.w[0]);
-      else  // (pieces of dW's rows, i.e. of fan_in: the sum over m is never cut)
-        gemm_pieces<T>(k, poll, true, false, fan_in, fan_out, m, T(1) / m_eff, a_prev, ld_prev, dz,
-                       fan_out, T(0), grad + lay.w[l], fan_out, nullptr, Activation::identity);
-    }
-    k.column_sum(m, fan_out, dz, fan_out, grad + lay.b[l], m_eff);
-    if (l > 0)  // dA_(l-1) = dZ_l W_l^T (the input layer's dA is never needed)
-      gemm_pieces<T>(k, poll, false, true, m, fan_in, fan_out, T(1), dz, fan_out, params + lay.w[l],
-                     fan_out, T(0), other, fan_in, nullptr, Activation::identity);
-    if (update_weights) (*update_weights)(l, a_prev, ld_prev, dz);
+    const index_t fan_in = net.units[l];
+    if (!(top_done && l == L - 1))
+      backward_products(k, poll, net, lay, params, m, x, buf, m_eff, grad, l, dz, other,
+                        !update_weights);
+    if (update_weights)
+      (*update_weights)(l, l == 0 ? x.x : buf.a[l - 1], l == 0 ? x.ldx : fan_in, dz);
     if (l == 0) break;
     // dZ_(l-1) = dA_(l-1) * g'(.) in place
     const int h = l - 1;
@@ -358,28 +415,50 @@ KernelSet<T> call_kernels(const NetSpec& net) {
 // these): rows(idx, first, m) is the first layer's Input for rows idx[0..m) of X (first..first+m
 // when idx is null), valid until the next rows().
 //   DenseRows: read in place when the GEMM can (in order, unit column stride), else gathered
-//   into one buffer of the call's workspace (width(): its columns).
+//   into a buffer of the call's workspace (width(): its columns). With ahead (train_epoch) it
+//   has two: gather_ahead() fills the one rows() does not hand out, for the next batch, while
+//   the calling thread works on this one (train_epoch_with).
 template <typename T>
 class DenseRows {
  public:
   DenseRows(Strided<T> X, bool by_index) : X_(X), copy_(by_index || !rows_in_place(X)) {}
   index_t width() const { return X_.cols; }
-  void reserve(Arena& arena, index_t rows) const {
-    if (copy_) arena.reserve<T>(rows, X_.cols);
+  bool gathers() const { return copy_; }
+  void reserve(Arena& arena, index_t rows, bool ahead = false) const {
+    if (copy_) arena.reserve<T>(ahead ? 2 * rows : rows, X_.cols);
   }
-  void take(Arena& arena, index_t rows) {
-    if (copy_) buf_ = arena.take<T>(rows, X_.cols);
+  void take(Arena& arena, index_t rows, bool ahead = false) {
+    if (!copy_) return;
+    buf_ = arena.take<T>(rows, X_.cols);
+    if (ahead) spare_ = arena.take<T>(rows, X_.cols);
   }
   Input<T> rows(const std::int64_t* idx, index_t first, index_t m) {
     if (!copy_) return {X_.data + first * X_.rs, ld_in_place(X_)};
-    gather_rows(X_, idx, first, m, buf_);
+    if (spare_ && ahead_m_ > 0 && ahead_idx_ == idx && ahead_first_ == first && ahead_m_ == m) {
+      std::swap(buf_, spare_);  // gathered ahead
+    } else {
+      gather_rows(X_, idx, first, m, buf_);
+    }
+    ahead_m_ = 0;
     return {buf_, X_.cols};
+  }
+  // Gathers the rows a later rows(idx, first, m) will ask for into the spare buffer (a no-op
+  // without one), leaving the rows handed out by the last rows() as they are.
+  void gather_ahead(const std::int64_t* idx, index_t first, index_t m) {
+    if (!copy_ || !spare_) return;
+    gather_rows(X_, idx, first, m, spare_);
+    ahead_idx_ = idx;
+    ahead_first_ = first;
+    ahead_m_ = m;
   }
 
  private:
   Strided<T> X_;
   bool copy_;
   T* buf_ = nullptr;
+  T* spare_ = nullptr;
+  const std::int64_t* ahead_idx_ = nullptr;
+  index_t ahead_first_ = 0, ahead_m_ = 0;
 };
 
 //   SparseRows: a CSR X's rows are named, never copied; each batch clears the rows of dW_0 the
@@ -389,8 +468,10 @@ class SparseRows {
  public:
   explicit SparseRows(const Csr<T>& X) : X_(X) {}
   index_t width() const { return 0; }
-  void reserve(Arena&, index_t) const {}
-  void take(Arena&, index_t) {}
+  bool gathers() const { return false; }
+  void reserve(Arena&, index_t, bool = false) const {}
+  void take(Arena&, index_t, bool = false) {}
+  void gather_ahead(const std::int64_t*, index_t, index_t) {}
   Input<T> rows(const std::int64_t* idx, index_t first, index_t m) {
     prev_ = cur_;
     cur_ = {X_, idx, first, m};
@@ -537,10 +618,21 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
   const index_t rows = batch_size < n_order ? batch_size : n_order;
   const index_t np = lay.n_params, nw = lay.n_weights;
 
+  // The next batch's X rows are gathered by a helper thread while the calling thread runs the
+  // output layer's forward product, the loss and that layer's back-propagation products, when
+  // those products run on one thread anyway (fewer than 2 kMinFlopsPerThread flops each, e.g. 1
+  // MFLOP for the lecture's 784-500-500-10 at batch 100). Without it the gather, random rows of
+  // a large X from memory, kept the calling thread alone for 3.5-5% of the step. Small batches
+  // (the outer steps) skip it: their gather is a few rows.
+  const int L = net.n_layers;
+  const double top_flops = 2.0 * double(rows) * double(net.units[L - 1]) * double(n_out);
+  const bool ahead = X.gathers() && rows > kOuterMaxRows && n_order > rows &&
+                     top_flops < 2.0 * double(kMinFlopsPerThread);
+
   Arena arena;
   BatchBuffers<T> buf;
   buf.reserve(arena, net, lay, rows, true);
-  X.reserve(arena, rows);                        // gathered X rows (dense X)
+  X.reserve(arena, rows, ahead);                 // gathered X rows (dense X), two with ahead
   arena.reserve<T>(rows, n_out);                 // gathered Y rows
   arena.reserve<T>(rows);                        // gathered sample weights
   arena.reserve<T>(np);                          // gradient
@@ -549,7 +641,7 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
   arena.reserve<double>(n_partials);
   arena.allocate();
   buf.take(arena, net, lay, rows, true);
-  X.take(arena, rows);
+  X.take(arena, rows, ahead);
   T* yb = arena.take<T>(rows, n_out);
   T* wb = arena.take<T>(rows);
   T* grad = arena.take<T>(np);
@@ -577,11 +669,28 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
     const double l2 = opts.alpha / m_eff;
     const typename Opt::Step step = Opt::schedule(opts);
 
-    forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out);
-    const double data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
-                                           sw ? wb : nullptr, buf.d[0], n_out, row_loss);
+    const bool outer = m <= kOuterMaxRows && !net.bf16;  // (bf16: every dW through the GEMM)
+    const index_t next = n_order - start - m < rows ? n_order - start - m : rows;
+    const bool beside = ahead && !outer && next > 0;
+    double data = 0.0;
+    auto top =
+        [&] {  // the output layer forward, the loss (and with `beside` its backward products)
+          forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out,
+                        beside ? L - 1 : 0);
+          data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
+                                    sw ? wb : nullptr, buf.d[0], n_out, row_loss);
+          if (beside)
+            backward_products(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad, L - 1,
+                              buf.d[0], buf.d[1], true);
+        };
+    if (beside) {
+      forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out, 0, L - 1);
+      side_by_side(top, [&] { X.gather_ahead(order + start + m, 0, next); });
+    } else {
+      top();
+    }
     double sum_sq = 0.0;
-    if (m <= kOuterMaxRows && !net.bf16) {  // (bf16: every dW through the GEMM)
+    if (outer) {
       // Small batch: each layer's weights are stepped as soon as back-propagation is past
       // them, with their gradient formed on the fly; then the biases and slopes.
       auto update_weights = [&](int l, const T* a_prev, index_t ld_prev, const T* dz) {
@@ -602,7 +711,8 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
       backward_batch(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad, &update_weights);
       opt.step(np - nw, 0, params + nw, grad + nw, state + nw, np, &step, 0.0, nullptr);
     } else {
-      backward_batch(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad);
+      backward_batch<T, NoWeightUpdate>(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad,
+                                        nullptr, beside);
       for (int l = 0; norms && l < net.n_layers; ++l)  // grad's dW_l has no L2 term yet
         norms[l] += double(m) * std::sqrt(k.sum_squares(net.units[l] * net.units[l + 1],
                                                         grad + lay.w[l], partials));
