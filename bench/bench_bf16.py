@@ -41,11 +41,11 @@ SHAPES = [(100, 784, 500), (256, 784, 500), (1024, 784, 500)]
 
 def interleaved_rounds(contenders, rounds, burst=0.0):
     """{name: [seconds per call in each round]}, each round timing every contender once (after
-    one warm-up), in an order rotated from round to round. With burst > 0 a round times as
-    many calls in a row as the warm-up says fill about `burst` seconds (at least one): a single
-    product of 0.2-2 ms right after the pause measures the thread pool waking up (a 100-row
-    product on 2 threads took 10 ms that way, 8 GFLOP/s), not the product a training loop
-    calls back to back."""
+    one warm-up), in an order rotated from round to round (time_round). With burst > 0 a round
+    times as many calls in a row as the warm-up says fill about `burst` seconds (at least
+    one): a single product of 0.2-2 ms right after the pause measures the thread pool waking
+    up (a 100-row product on 2 threads took 10 ms that way, 8 GFLOP/s), not the product a
+    training loop calls back to back."""
     calls = {}
     for name, fn in contenders.items():
         start = time.perf_counter()
@@ -53,19 +53,24 @@ def interleaved_rounds(contenders, rounds, burst=0.0):
         once = time.perf_counter() - start
         calls[name] = max(1, min(100, int(burst / once))) if burst > 0 else 1
     times = {name: [] for name in contenders}
-    names = list(contenders)
     for r in range(rounds):
-        # each round starts with the next contender: two builds of one epoch (the same speed),
-        # timed A then B in every round, came out 2.7-3.2% apart in favour of whichever ran
-        # first, in both orders
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn = contenders[name]
-            time.sleep(0.05)  # let other libraries' spinning threads settle
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            times[name].append((time.perf_counter() - start) / calls[name])
+        time_round(contenders, r, times, calls)
     return times
+
+
+def time_round(contenders, r, times, calls=None):
+    """Round r: every contender once (calls[name] times in a row, timed together), appending
+    seconds per call to times[name]. The round starts with contender r (mod their number): two
+    builds of one epoch (the same speed), timed A then B in every round, came out 2.7-3.2%
+    apart in favour of whichever ran first, in both orders."""
+    names = list(contenders)
+    for name in names[r % len(names) :] + names[: r % len(names)]:
+        n = calls[name] if calls else 1
+        time.sleep(0.05)  # let other libraries' spinning threads settle
+        start = time.perf_counter()
+        for _ in range(n):
+            contenders[name]()
+        times[name].append((time.perf_counter() - start) / n)
 
 
 def round_ratios(times, name, reference):

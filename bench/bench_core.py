@@ -49,8 +49,12 @@ def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
     benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
 
 
-# matmul_precision="bfloat16": the bf16 epoch ("mlpfast") against issue 11's peers, each one
-# epoch per round (bench_bf16.py interleaves them; this group sits in the report)
+# matmul_precision="bfloat16": the bf16 epoch ("mlpfast") against issue 11's peers. One test
+# times them all in interleaved rounds (bench_bf16.time_round), each round every contender once,
+# its order rotated: this VM's speed moves by 2x within minutes, and contenders timed one after
+# the other (a test each) put the autocast loop at 3.2-3.6x where interleaved rounds, minutes
+# apart, said 2.6-2.8x. The group's rows come from extra_info["interleaved"]: per library the
+# median and the median of the rounds' own time / mlpfast's (report.py).
 BF16_PEERS = {
     "mlpfast": "mlpfast bf16",
     "mlpfast float32": "mlpfast f32",
@@ -67,15 +71,30 @@ def bf16_epochs():
     return epoch_contenders(20_000)
 
 
-@pytest.mark.parametrize("library", list(BF16_PEERS))
-def test_epoch_784_500_500_10_adam_batch100_bf16(benchmark, bf16_epochs, library):
-    if BF16_PEERS[library] not in bf16_epochs:
-        pytest.skip("PyTorch is not installed")
-    epoch = bf16_epochs[BF16_PEERS[library]]
-    epoch()  # warm-up (sklearn's first partial_fit sets up its model)
+def test_epoch_784_500_500_10_adam_batch100_bf16(benchmark, bf16_epochs):
+    from bench_bf16 import time_round
+
+    contenders = {lib: bf16_epochs[name] for lib, name in BF16_PEERS.items() if name in bf16_epochs}
+    for epoch in contenders.values():
+        epoch()  # warm-up (sklearn's first partial_fit sets up its model)
+    times = {lib: [] for lib in contenders}
+    rounds = iter(range(1000))
     benchmark.group = "epoch 784-500-500-10 adam batch 100 matmul_precision=bfloat16"
-    benchmark.extra_info.update(library=library, samples=20_000)
-    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
+    # the benchmark's own statistics are those of whole rounds; the rows are in extra_info
+    benchmark.pedantic(
+        lambda: time_round(contenders, next(rounds), times), rounds=5, iterations=1,
+        warmup_rounds=0,
+    )  # fmt: skip
+    ours = np.asarray(times["mlpfast"])
+    interleaved = {
+        lib: {
+            "median": float(np.median(t)),
+            "ratio": float(np.median(np.asarray(t) / ours)),
+            "rounds": len(t),
+        }
+        for lib, t in times.items()
+    }
+    benchmark.extra_info.update(library="mlpfast", samples=20_000, interleaved=interleaved)
 
 
 @pytest.mark.parametrize("library", list(LIBRARIES))

@@ -5,8 +5,9 @@
 
 Options: --quick (fewer rounds, for a smoke run), --skip-run (rebuild the report from the
 JSON of an earlier run), -k EXPR (passed to pytest to select benchmarks), --merge (with -k:
-the selected benchmarks replace their namesakes in the earlier run's JSON, the rest is kept:
-regenerates the part of the report a change affects).
+the selected benchmarks replace their namesakes, and every result of the groups they belong
+to, in the earlier run's JSON; the rest is kept: regenerates the part of the report a change
+affects).
 
 Every group of the suites holds mlpfast and its peers measured side by side in one run; the
 report quotes medians and the ratio of each peer's median to mlpfast's (> 1: mlpfast is faster).
@@ -163,6 +164,9 @@ def tables(benchmarks):
             groups[b.get("group") or b["name"]].append(b)
     lines = []
     for group in sorted(groups):
+        if len(groups[group]) == 1 and "interleaved" in groups[group][0]["extra_info"]:
+            lines += interleaved_table(group, groups[group][0]["extra_info"])
+            continue
         rows = sorted(
             groups[group],
             # threads: a count, or "default" (bench_load.py)
@@ -193,6 +197,26 @@ def tables(benchmarks):
             lines.append(f"| {label} | {fmt_time(b['stats']['median'])} | {thr} | {ratio} |")
         lines.append("")
     return lines
+
+
+def interleaved_table(group, info):
+    """A group timed in interleaved rounds by one benchmark (bench_core.py's bf16 epochs):
+    per library the median over the rounds and the median of the rounds' own ratios."""
+    libs = sorted(info["interleaved"], key=lambda lib: (order_of(lib), lib))
+    rounds = max(r["rounds"] for r in info["interleaved"].values())
+    lines = [
+        f"**{group}** ({rounds} interleaved rounds, each timing every library once; the ratio: "
+        "the median of the rounds' own ratios)",
+        "",
+        "| | median | throughput | its time / mlpfast's |",
+        "|---|---|---|---|",
+    ]
+    for lib in libs:
+        r = info["interleaved"][lib]
+        thr = f"{info['samples'] / r['median']:,.0f} samples/s" if "samples" in info else ""
+        ratio = "" if lib == "mlpfast" else f"{r['ratio']:.2f}"
+        lines.append(f"| {lib} | {fmt_time(r['median'])} | {thr} | {ratio} |")
+    return lines + [""]
 
 
 def memory_table(mem):
@@ -310,8 +334,15 @@ def main(argv=None):
         if args.merge:
             fresh.unlink()
             old = json.loads(results.read_text())
+            # a group is compared within one run: every old result of a group measured again
+            # goes, whatever its name (a test may have changed its parameters)
             names = {b["fullname"] for b in data["benchmarks"]}
-            kept = [b for b in old["benchmarks"] if b["fullname"] not in names]
+            groups = {b.get("group") for b in data["benchmarks"]} - {None}
+            kept = [
+                b
+                for b in old["benchmarks"]
+                if b["fullname"] not in names and b.get("group") not in groups
+            ]
             old["benchmarks"] = kept + data["benchmarks"]
             old.setdefault("merged", []).append(
                 {"datetime": data.get("datetime"), "select": args.select}
