@@ -30,31 +30,59 @@ def lecture_data(request):
     return request.param, X, one_hot(y, dtype=request.param)
 
 
-@pytest.mark.parametrize("library", list(LIBRARIES))
-def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data, library):
+def interleaved(benchmark, group, contenders, samples, rounds):
+    """Times `contenders` ({library: one epoch}) in interleaved rounds (bench_bf16.time_round:
+    each round every contender once, the order rotated), after one warm-up epoch each. This
+    VM's speed moves by 2x within minutes, and unevenly: in a slow spell mlpfast's epochs took
+    2.3-2.9x their quiet time and PyTorch's or scikit-learn's 1.2-1.5x, so contenders timed
+    one after the other (a test each) gave ratios off by up to 1.5x. The group's rows are in
+    extra_info["interleaved"]: per library the median and the median of the rounds' own
+    time / mlpfast's (report.py renders them); the benchmark's own statistics are whole rounds."""
+    from bench_bf16 import time_round
+
+    for epoch in contenders.values():
+        epoch()  # warm-up (sklearn's first partial_fit sets up its model)
+    times = {library: [] for library in contenders}
+    counter = iter(range(1 << 20))
+    benchmark.group = group
+    benchmark.pedantic(
+        lambda: time_round(contenders, next(counter), times), rounds=rounds, iterations=1,
+        warmup_rounds=0,
+    )  # fmt: skip
+    ours = np.asarray(times["mlpfast"])
+    rows = {
+        library: {
+            "median": float(np.median(t)),
+            "ratio": float(np.median(np.asarray(t) / ours)),
+            "rounds": len(t),
+        }
+        for library, t in times.items()
+    }
+    benchmark.extra_info.update(library="mlpfast", samples=samples, interleaved=rows)
+
+
+def test_epoch_784_500_500_10_adam_batch100(benchmark, lecture_data):
     dtype, X, Y = lecture_data
-    params = init_params(LECTURE, dtype)
-    state = np.zeros(2 * params.size, dtype)
     order = np.random.default_rng(1).permutation(len(X))
-    train = LIBRARIES[library]
-    t = [0]
+    contenders = {}
+    for library, train in LIBRARIES.items():
+        params = init_params(LECTURE, dtype)
+        state = np.zeros(2 * params.size, dtype)
+        t = [0]
 
-    def epoch():
-        _, t[0] = lecture_epoch(
-            train, params, state, X, Y, order, 100, alpha=1e-4, learning_rate=1e-3, t=t[0]
-        )
+        def epoch(train=train, params=params, state=state, t=t):
+            _, t[0] = lecture_epoch(
+                train, params, state, X, Y, order, 100, alpha=1e-4, learning_rate=1e-3, t=t[0]
+            )
 
-    benchmark.group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
-    benchmark.extra_info.update(library=library, samples=len(X))
-    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
+        contenders[library] = epoch
+    group = f"epoch 784-500-500-10 adam batch 100 {np.dtype(dtype).name}"
+    interleaved(benchmark, group, contenders, len(X), rounds=3)
 
 
-# matmul_precision="bfloat16": the bf16 epoch ("mlpfast") against issue 11's peers. One test
-# times them all in interleaved rounds (bench_bf16.time_round), each round every contender once,
-# its order rotated: this VM's speed moves by 2x within minutes, and contenders timed one after
-# the other (a test each) put the autocast loop at 3.2-3.6x where interleaved rounds, minutes
-# apart, said 2.6-2.8x. The group's rows come from extra_info["interleaved"]: per library the
-# median and the median of the rounds' own time / mlpfast's (report.py).
+# matmul_precision="bfloat16": the bf16 epoch ("mlpfast") against issue 11's peers, interleaved
+# (timed one after the other they put the autocast loop at 3.2-3.6x the bf16 epoch where
+# interleaved rounds said 2.6-2.75x)
 BF16_PEERS = {
     "mlpfast": "mlpfast bf16",
     "mlpfast float32": "mlpfast f32",
@@ -72,29 +100,9 @@ def bf16_epochs():
 
 
 def test_epoch_784_500_500_10_adam_batch100_bf16(benchmark, bf16_epochs):
-    from bench_bf16 import time_round
-
     contenders = {lib: bf16_epochs[name] for lib, name in BF16_PEERS.items() if name in bf16_epochs}
-    for epoch in contenders.values():
-        epoch()  # warm-up (sklearn's first partial_fit sets up its model)
-    times = {lib: [] for lib in contenders}
-    rounds = iter(range(1000))
-    benchmark.group = "epoch 784-500-500-10 adam batch 100 matmul_precision=bfloat16"
-    # the benchmark's own statistics are those of whole rounds; the rows are in extra_info
-    benchmark.pedantic(
-        lambda: time_round(contenders, next(rounds), times), rounds=5, iterations=1,
-        warmup_rounds=0,
-    )  # fmt: skip
-    ours = np.asarray(times["mlpfast"])
-    interleaved = {
-        lib: {
-            "median": float(np.median(t)),
-            "ratio": float(np.median(np.asarray(t) / ours)),
-            "rounds": len(t),
-        }
-        for lib, t in times.items()
-    }
-    benchmark.extra_info.update(library="mlpfast", samples=20_000, interleaved=interleaved)
+    group = "epoch 784-500-500-10 adam batch 100 matmul_precision=bfloat16"
+    interleaved(benchmark, group, contenders, 20_000, rounds=5)
 
 
 @pytest.mark.parametrize("library", list(LIBRARIES))
