@@ -673,21 +673,21 @@ double train_epoch_with(const NetSpec& net, T* params, T* state, Rows X, Strided
     const index_t next = n_order - start - m < rows ? n_order - start - m : rows;
     const bool beside = ahead && !outer && next > 0;
     double data = 0.0;
-    auto top =
-        [&] {  // the output layer forward, the loss (and with `beside` its backward products)
-          forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out,
-                        beside ? L - 1 : 0);
-          data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out,
-                                    sw ? wb : nullptr, buf.d[0], n_out, row_loss);
-          if (beside)
-            backward_products(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad, L - 1,
-                              buf.d[0], buf.d[1], true);
-        };
+    // The forward pass (with `beside`: its output layer only, the hidden ones being done) and
+    // the loss; with `beside` also the output layer's backward products.
+    auto output_layer = [&] {
+      forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out, beside ? L - 1 : 0);
+      data = k.output_loss_grad(net.out, m, n_out, buf.z_out, n_out, yb, n_out, sw ? wb : nullptr,
+                                buf.d[0], n_out, row_loss);
+      if (beside)
+        backward_products(k, nullptr, net, lay, params, m, x, buf, T(m_eff), grad, L - 1, buf.d[0],
+                          buf.d[1], true);
+    };
     if (beside) {
       forward_batch(k, nullptr, net, lay, params, m, x, buf, buf.z_out, n_out, 0, L - 1);
-      side_by_side(top, [&] { X.gather_ahead(order + start + m, 0, next); });
+      side_by_side(output_layer, [&] { X.gather_ahead(order + start + m, 0, next); });
     } else {
-      top();
+      output_layer();
     }
     double sum_sq = 0.0;
     if (outer) {
