@@ -111,10 +111,7 @@ class TorchLoop:
 
     def step(self, xb, yb):
         self.opt.zero_grad(set_to_none=True)
-        if self.autocast:
-            with self.torch.autocast("cpu", dtype=self.torch.bfloat16):
-                loss = self.loss_fn(self.model(xb), yb)
-        else:
+        with self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.autocast):
             loss = self.loss_fn(self.model(xb), yb)
         loss.backward()
         self.opt.step()

@@ -38,7 +38,7 @@ def interleaved(benchmark, group, contenders, samples, rounds):
     one after the other (a test each) gave ratios off by up to 1.5x. The group's rows are in
     extra_info["interleaved"]: per library the median and the median of the rounds' own
     time / mlpfast's (report.py renders them); the benchmark's own statistics are whole rounds."""
-    from bench_bf16 import time_round
+    from bench_bf16 import round_ratios, time_round
 
     for epoch in contenders.values():
         epoch()  # warm-up (sklearn's first partial_fit sets up its model)
@@ -49,11 +49,10 @@ def interleaved(benchmark, group, contenders, samples, rounds):
         lambda: time_round(contenders, next(counter), times), rounds=rounds, iterations=1,
         warmup_rounds=0,
     )  # fmt: skip
-    ours = np.asarray(times["mlpfast"])
     rows = {
         library: {
             "median": float(np.median(t)),
-            "ratio": float(np.median(np.asarray(t) / ours)),
+            "ratio": round_ratios(times, library, "mlpfast"),
             "rounds": len(t),
         }
         for library, t in times.items()
